@@ -1,5 +1,3 @@
-// Package auth provides SASL authentication (RFC 4422, RFC 4954) for the
-// SMTP and LMTP transports, on github.com/emersion/go-sasl's Client interface.
 package auth
 
 import (
@@ -22,6 +20,11 @@ type ServerInfo struct {
 	TLS *tls.ConnectionState
 	// Unix is true for a Unix-domain socket connection.
 	Unix bool
+	// ClientCert is true if the TLS handshake sent a client certificate to
+	// the server. The TLS connection state does not record this on the
+	// client side, so the transport must: EXTERNAL is only usable when it is
+	// true.
+	ClientCert bool
 }
 
 // An Authenticator chooses the mechanism for one session and returns a new
@@ -38,3 +41,16 @@ type Authenticator interface {
 // authenticating would expose a credential: the connection is neither
 // encrypted nor a Unix socket, and the caller did not allow it.
 var ErrInsecure = errors.New("auth: refusing to send credentials over an unencrypted connection")
+
+// A Finisher is a sasl.Client that must check something after the server
+// has accepted the exchange. SCRAM clients implement it: the server proves
+// that it knows the password in its last message, and a server that replies
+// 235 without that proof has not been authenticated.
+//
+// After a 2yz reply to AUTH, a transport must call Finish when the client
+// implements Finisher, and treat a non-nil error as an authentication
+// failure (the session should then be closed: the server may be an
+// impostor).
+type Finisher interface {
+	Finish() error
+}

@@ -180,7 +180,17 @@ func (e *OpError) Is(target error) bool {
 
 // classify returns the class sentinel of err at step op, or nil.
 func classify(op Op, err error) error {
-	if err == nil || isContextErr(err) {
+	if err == nil {
+		return nil
+	}
+	var me *MessageError
+	if errors.As(err, &me) {
+		return nil
+	}
+	if isContextErr(err) {
+		if op == OpEndOfData {
+			return ErrUnknownOutcome
+		}
 		return nil
 	}
 	var re *ReplyError

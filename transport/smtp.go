@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"net"
 
 	"github.com/mailwire/mailwire/auth"
 	"github.com/mailwire/mailwire/dialer"
@@ -13,7 +14,8 @@ import (
 
 // SMTP is a Transport that submits or relays mail over SMTP (RFC 5321,
 // RFC 6409), in clear, with STARTTLS (RFC 3207) or over implicit TLS
-// (RFC 8314).
+// (RFC 8314). It pipelines commands (RFC 2920) when the server offers
+// PIPELINING.
 //
 // Its zero value is not usable: set Addr. An SMTP is safe for concurrent use
 // by multiple goroutines; do not modify its fields after the first Send.
@@ -32,14 +34,16 @@ type SMTP struct {
 	// Dialer opens connections; nil uses a net.Dialer with a 30-second
 	// connect timeout.
 	Dialer dialer.Dialer
-	// Auth, if not nil, authenticates each new connection after EHLO and TLS.
+	// Auth, if not nil, authenticates each new connection after EHLO and
+	// TLS; see package auth.
 	Auth auth.Authenticator
 	// LocalName is the name sent with EHLO or HELO; "" uses the machine's
-	// fully qualified domain name, as smtplib does, or "localhost" if it has
-	// none.
+	// host name if it is fully qualified, else the connection's local
+	// address as an address literal such as "[192.0.2.1]", as smtplib does.
 	LocalName string
-	// Debug, if not nil, receives a transcript of the session, each line
-	// prefixed with "C: " or "S: ". AUTH payloads are redacted.
+	// Debug, if not nil, receives a transcript of each session, each line
+	// prefixed with "C: " or "S: ". AUTH payloads and SASL challenges are
+	// redacted and message content is summarised.
 	Debug io.Writer
 	// RequireAllRecipients makes a transaction all-or-nothing: if any
 	// recipient is refused, the transaction is reset and nothing is sent.
@@ -56,7 +60,66 @@ type SMTP struct {
 
 var _ Transport = (*SMTP)(nil)
 
-// Send delivers msg over a new connection. See [Transport] for the contract.
+func (t *SMTP) config() *sessionConfig {
+	host := t.Addr
+	if t.Network != "unix" {
+		if h, _, err := net.SplitHostPort(t.Addr); err == nil {
+			host = h
+		}
+	}
+	return &sessionConfig{
+		network:      t.Network,
+		addr:         t.Addr,
+		host:         host,
+		security:     t.Security,
+		tlsConfig:    t.TLSConfig,
+		dialer:       t.Dialer,
+		auth:         t.Auth,
+		localName:    t.LocalName,
+		debug:        t.Debug,
+		requireAll:   t.RequireAllRecipients,
+		noPipelining: t.DisablePipelining,
+		noChunking:   t.DisableChunking,
+	}
+}
+
+// Dial opens a session with the server: it connects, reads the greeting,
+// says EHLO, starts TLS as Security says and authenticates if Auth is set.
+// The returned Conn sends any number of messages and session commands; the
+// caller must Close it.
+func (t *SMTP) Dial(ctx context.Context) (*Conn, error) {
+	return dial(ctx, t.config())
+}
+
+// Send delivers msg over a new connection, then closes it. See [Transport]
+// for the contract.
 func (t *SMTP) Send(ctx context.Context, env *envelope.Envelope, msg io.Reader) (*Result, error) {
-	return nil, errors.ErrUnsupported
+	return sendOnce(ctx, t.config(), env, msg)
+}
+
+// sendOnce dials, sends one message and closes the session.
+func sendOnce(ctx context.Context, cfg *sessionConfig, env *envelope.Envelope, msg io.Reader) (*Result, error) {
+	if env != nil {
+		if err := env.Validate(); err != nil {
+			res := newResult(env)
+			(&tx{res: res}).failOpen(PermFailed, nil, err)
+			return res, cfg.opErr(OpEnvelope, err)
+		}
+	}
+	c, err := dial(ctx, cfg)
+	if err != nil {
+		if env == nil {
+			return nil, err
+		}
+		res := newResult(env)
+		o := PermFailed
+		if errors.Is(err, ErrTransient) || isContextErr(err) {
+			o = TempFailed
+		}
+		(&tx{res: res}).failOpen(o, nil, err)
+		return res, err
+	}
+	res, err := c.Send(ctx, env, msg)
+	c.Close()
+	return res, err
 }

@@ -1,0 +1,5 @@
+//go:build race
+
+package dataenc
+
+const raceEnabled = true
