@@ -11,8 +11,24 @@
 //   - DSN (RFC 3461): RET, ENVID, NOTIFY and ORCPT, xtext-encoded on the wire
 //
 // [FromMessage] derives an envelope from a message header the way Python's
-// smtplib send_message does.
+// smtplib send_message does, and returns the message with its Bcc and
+// Resent-Bcc fields removed.
+//
+// [Envelope.Validate] is the choke point for what may reach the wire: it
+// rejects control characters (CR, LF, NUL, the rest of C0, DEL, C1, U+2028 and
+// U+2029) and invalid UTF-8 anywhere in an address or parameter, enforces the
+// RFC 5321 address grammar (RFC 6531 for non-ASCII addresses) and the RFC 5321
+// section 4.5.3.1 length limits, and checks every ESMTP parameter value. All
+// checks run on the bytes that will be sent; nothing is converted first.
+//
+// Envelopes are plain data and safe to read from several goroutines; functions
+// in this package never modify an Envelope they are given.
 package envelope
+
+import (
+	"slices"
+	"strings"
+)
 
 // An Envelope is the envelope of one message. The zero value has no recipients
 // and is not valid. An Envelope is plain data: transports and middleware never
@@ -91,3 +107,108 @@ const (
 	NotifyFailure DSNNotify = "FAILURE"
 	NotifyDelay   DSNNotify = "DELAY"
 )
+
+// New returns an envelope with reverse-path from and one recipient, without
+// parameters, for each address in to, in order. It does not check the
+// addresses: call [Envelope.Validate] for that (transports do before sending).
+func New(from string, to ...string) *Envelope {
+	e := &Envelope{From: from}
+	if len(to) > 0 {
+		e.To = make([]Recipient, len(to))
+		for i, addr := range to {
+			e.To[i].Addr = addr
+		}
+	}
+	return e
+}
+
+// Clone returns a deep copy of e: the recipients and their Notify lists are
+// copied, so changing the copy never changes e. Middleware uses it to derive
+// an envelope (for example one with fewer recipients) without touching the
+// caller's. Clone(nil) returns nil.
+func (e *Envelope) Clone() *Envelope {
+	if e == nil {
+		return nil
+	}
+	c := *e
+	c.To = slices.Clone(e.To)
+	for i := range c.To {
+		c.To[i].Notify = slices.Clone(e.To[i].Notify)
+	}
+	return &c
+}
+
+// NeedsUTF8 reports whether sending e requires SMTPUTF8 (RFC 6531): UTF8 is
+// set, or the reverse-path, a forward-path or an ORcpt address contains a
+// byte outside US-ASCII.
+func (e *Envelope) NeedsUTF8() bool {
+	if e.UTF8 || !isASCII(e.From) {
+		return true
+	}
+	for _, r := range e.To {
+		if !isASCII(r.Addr) || !isASCII(r.ORcpt) {
+			return true
+		}
+	}
+	return false
+}
+
+// UnmarshalText sets b from text, ignoring case, so that configuration files
+// may write "8bitmime". Empty text sets "" (no BODY= parameter). Any other
+// value returns an [*Error] wrapping [ErrInvalidParam] and leaves b unchanged.
+func (b *BodyType) UnmarshalText(text []byte) error {
+	v, ok := canonical(string(text), Body7Bit, Body8BitMIME, BodyBinaryMIME)
+	if !ok {
+		return &Error{Field: "body", Err: ErrInvalidParam}
+	}
+	*b = v
+	return nil
+}
+
+// UnmarshalText sets r from text, ignoring case. Empty text sets "" (no RET=
+// parameter). Any other value returns an [*Error] wrapping [ErrInvalidParam]
+// and leaves r unchanged.
+func (r *DSNReturn) UnmarshalText(text []byte) error {
+	v, ok := canonical(string(text), ReturnFull, ReturnHeaders)
+	if !ok {
+		return &Error{Field: "return", Err: ErrInvalidParam}
+	}
+	*r = v
+	return nil
+}
+
+// UnmarshalText sets n from text, ignoring case. Any value other than the four
+// NOTIFY keywords, including empty text, returns an [*Error] wrapping
+// [ErrInvalidParam] and leaves n unchanged.
+func (n *DSNNotify) UnmarshalText(text []byte) error {
+	v, ok := canonical(string(text), NotifyNever, NotifySuccess, NotifyFailure, NotifyDelay)
+	if !ok || v == "" {
+		return &Error{Field: "notify", Err: ErrInvalidParam}
+	}
+	*n = v
+	return nil
+}
+
+// canonical returns the member of values equal to s ignoring ASCII case, or
+// "" for an empty s.
+func canonical[T ~string](s string, values ...T) (T, bool) {
+	if s == "" {
+		return "", true
+	}
+	for _, v := range values {
+		if strings.EqualFold(s, string(v)) && isASCII(s) {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// isASCII reports whether every byte of s is below 0x80.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}

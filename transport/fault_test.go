@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailwire/mailwire/auth"
 	"github.com/mailwire/mailwire/envelope"
 	"github.com/mailwire/mailwire/internal/scripted"
 	. "github.com/mailwire/mailwire/internal/scripted"
@@ -395,4 +396,85 @@ func (b *slowBody) Read(p []byte) (int, error) {
 		time.Sleep(time.Millisecond)
 	}
 	return copy(p, bytes.Repeat([]byte("data line\r\n"), 100)), nil
+}
+
+func TestEightBitWithout8BITMIME(t *testing.T) {
+	ehlo7 := "250-fake.example\r\n250 PIPELINING"
+	// Declared 8BITMIME: refused before MAIL.
+	s := startScript(t, Reply("220 fake ESMTP"), Expect("EHLO"), Reply(ehlo7), Expect("QUIT"), Reply("221 bye"))
+	env := envelope.New("a@example.org", "b@example.org")
+	env.Body = envelope.Body8BitMIME
+	_, err := plainTransport(s).Send(context.Background(), env, strings.NewReader("caf\xe9\r\n"))
+	var ne *transport.NotSupportedError
+	if !errors.As(err, &ne) || ne.Extension != "8BITMIME" {
+		t.Fatalf("err = %v, want NotSupportedError 8BITMIME", err)
+	}
+	s.Wait(5 * time.Second)
+	if strings.Contains(s.Received(), "MAIL") {
+		t.Errorf("MAIL sent: %q", s.Received())
+	}
+	// Undeclared 8-bit content: the data is abandoned without its end.
+	s = startScript(t, Reply("220 fake ESMTP"), Expect("EHLO"), Reply(ehlo7),
+		Expect("MAIL FROM:<a@example.org>"), Expect("RCPT"), Expect("DATA"),
+		Reply("250 ok", "250 ok", "354 go"), WaitClose(5*time.Second))
+	res, err := plainTransport(s).Send(context.Background(), envelope.New("a@example.org", "b@example.org"), strings.NewReader("Subject: x\r\n\r\ncaf\xe9\r\n"))
+	if !errors.As(err, &ne) || ne.Extension != "8BITMIME" {
+		t.Fatalf("err = %v, want NotSupportedError 8BITMIME", err)
+	}
+	if res.Rcpts[0].Outcome != transport.PermFailed {
+		t.Errorf("outcome %v", res.Rcpts[0].Outcome)
+	}
+	if err := s.Wait(5 * time.Second); err != nil {
+		t.Error(err)
+	}
+	if strings.Contains(s.Received(), "\r\n.\r\n") || strings.Contains(s.Received(), "BODY=") {
+		t.Errorf("client sent %q", s.Received())
+	}
+}
+
+func TestNoPipeliningWithoutExtension(t *testing.T) {
+	// Each command must wait for its reply: the script only replies after
+	// reading exactly one command, so a pipelining client would trip it.
+	s := startScript(t,
+		Reply("220 fake ESMTP"), Expect("EHLO"), Reply("250-fake", "250 8BITMIME"),
+		Expect("MAIL"), Reply("250 ok"), Expect("RCPT TO:<b@"), Reply("250 ok"),
+		Expect("RCPT TO:<c@"), Reply("550 no"), Expect("DATA"), Reply("354 go"),
+		ExpectData(), Reply("250 queued"), Expect("QUIT"), Reply("221 bye"),
+	)
+	res, err := plainTransport(s).Send(context.Background(), envelope.New("a@example.org", "b@example.org", "c@example.org"), strings.NewReader(msg))
+	if err == nil || res.Rcpts[0].Outcome != transport.Accepted || res.Rcpts[1].Outcome != transport.PermFailed {
+		t.Fatalf("err = %v res = %+v", err, res)
+	}
+	if err := s.Wait(5 * time.Second); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestTranscriptRedactsAuth(t *testing.T) {
+	// A scripted AUTH LOGIN exchange whose challenges must not be shown.
+	s := startScript(t,
+		Reply("220 fake ESMTP"), Expect("EHLO"), Reply("250-fake", "250 AUTH LOGIN"),
+		Expect("AUTH LOGIN"), Reply("334 VXNlcm5hbWU6"), Expect(""), Reply("334 UGFzc3dvcmQ6"), Expect(""),
+		Reply("235 2.7.0 ok"), Expect("MAIL"), Reply("250 ok"), Expect("RCPT"), Reply("250 ok"),
+		Expect("DATA"), Reply("354 go"), ExpectData(), Reply("250 ok"), Expect("QUIT"), Reply("221 bye"),
+	)
+	var transcript bytes.Buffer
+	tr := plainTransport(s)
+	tr.Debug = &transcript
+	tr.Auth = auth.Config{Credentials: auth.Credentials{Username: "bob", Password: "hunter2-hunter2"}, Mechanisms: []string{"LOGIN"}, AllowInsecure: true}
+	if _, err := tr.Send(context.Background(), envelope.New("a@example.org", "b@example.org"), strings.NewReader(msg)); err != nil {
+		t.Fatal(err)
+	}
+	got := transcript.String()
+	for _, secret := range []string{"hunter2", "aHVudGVyMi1odW50ZXIy", "Ym9i", "VXNlcm5hbWU6"} {
+		if strings.Contains(got, secret) {
+			t.Errorf("transcript contains %q:\n%s", secret, got)
+		}
+	}
+	if !strings.Contains(got, "C: AUTH LOGIN [redacted]") || !strings.Contains(got, "S: 334 [redacted]") {
+		t.Errorf("transcript:\n%s", got)
+	}
+	if !strings.Contains(s.Received(), "aHVudGVyMi1odW50ZXIy") {
+		t.Error("the password was not actually sent to the server")
+	}
 }

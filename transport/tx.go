@@ -462,10 +462,10 @@ func (t *tx) abort(op Op, err error) error {
 	c := t.c
 	err = ctxErr(t.ctx, err)
 	c.broken = err
-	err = wireErr(err)
-	t.failPending(TempFailed, nil, err)
-	t.failOpen(TempFailed, nil, err)
-	return c.cfg.opErr(op, err)
+	oe := c.cfg.opErr(op, wireErr(err))
+	t.failPending(TempFailed, nil, oe)
+	t.failOpen(TempFailed, nil, oe)
+	return oe
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}

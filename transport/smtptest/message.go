@@ -58,6 +58,9 @@ type Message struct {
 	// Data is the message content as received: dot-unstuffed, with the
 	// client's line endings, without the terminating "." line.
 	Data []byte
+	// Size is the length of the message data as received, also when the
+	// server discards the data (Server.DiscardData).
+	Size int64
 	// Delivered lists the recipients the message was accepted for at the end
 	// of the data, in RCPT order. For SMTP it equals To. For LMTP it holds
 	// the recipients whose LMTPData (or Data) hook accepted the message. For a

@@ -78,6 +78,11 @@ type Server struct {
 	// transaction the server accepts; it refuses further RCPT commands with
 	// "452 4.5.3" and advertises "LIMITS RCPTMAX=n".
 	MaxRecipients int
+	// DiscardData makes the server read message data without keeping it:
+	// recorded messages have a nil Data and their Size only. Benchmarks and
+	// tests of very large messages use it so that the server's memory does
+	// not grow with the message.
+	DiscardData bool
 	// EnableSMTPUTF8 advertises and accepts SMTPUTF8 (RFC 6531).
 	EnableSMTPUTF8 bool
 	// EnableRequireTLS advertises and accepts REQUIRETLS (RFC 8689) on
@@ -157,6 +162,7 @@ type config struct {
 	data        func(*Message) error
 	lmtpData    func(*Message, string) error
 	record      func(Message)
+	discard     bool
 }
 
 // NewUnstartedServer returns a Server that is not started: plain SMTP
@@ -308,6 +314,7 @@ func (s *Server) config() *config {
 		data:        s.Data,
 		lmtpData:    s.LMTPData,
 		record:      s.record,
+		discard:     s.DiscardData,
 	}
 	if s.Users != nil {
 		c.users = make(map[string]string, len(s.Users))

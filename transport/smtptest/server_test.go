@@ -64,6 +64,7 @@ func TestPlain(t *testing.T) {
 		RcptOptions: []smtptest.RcptOptions{{}, {}},
 		MailOptions: smtptest.MailOptions{Body: envelope.Body8BitMIME}, // net/smtp adds it
 		Data:        []byte(body),
+		Size:        int64(len(body)),
 		Delivered:   []string{"b@example.org", "c@example.org"},
 		Hello:       "client.example",
 	}
@@ -709,4 +710,19 @@ func TestStartListenFailurePanics(t *testing.T) {
 		s.Start()
 	}()
 	s.Close() // must not panic
+}
+
+func TestDiscardData(t *testing.T) {
+	s := smtptest.NewUnstartedServer()
+	s.DiscardData = true
+	s.Start()
+	defer s.Close()
+	body := strings.Repeat("0123456789\r\n", 1000)
+	if err := smtp.SendMail(s.Addr, nil, "a@example.org", []string{"b@example.org"}, []byte(body)); err != nil {
+		t.Fatal(err)
+	}
+	m := s.Messages()[0]
+	if m.Data != nil || m.Size != int64(len(body)) {
+		t.Errorf("Data len %d, Size %d; want nil and %d", len(m.Data), m.Size, len(body))
+	}
 }

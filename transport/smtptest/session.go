@@ -110,18 +110,23 @@ func (s *session) message(data []byte, chunked bool) Message {
 
 // readData reads the whole content. go-smtp hands BDAT content through an
 // *io.PipeReader and DATA content through its own dot-decoding reader.
-func readData(r io.Reader) (data []byte, chunked bool, err error) {
+func readData(r io.Reader, discard bool) (data []byte, size int64, chunked bool, err error) {
 	_, chunked = r.(*io.PipeReader)
+	if discard {
+		size, err = io.Copy(io.Discard, r)
+		return nil, size, chunked, err
+	}
 	data, err = io.ReadAll(r)
-	return data, chunked, err
+	return data, int64(len(data)), chunked, err
 }
 
 func (s *session) Data(r io.Reader) error {
-	data, chunked, err := readData(r)
+	data, size, chunked, err := readData(r, s.cfg.discard)
 	if err != nil {
 		return err // go-smtp's own replies, such as 552 for a message too large
 	}
 	m := s.message(data, chunked)
+	m.Size = size
 	var hookErr error
 	if s.cfg.data != nil {
 		hookErr = s.cfg.data(&m)
@@ -135,11 +140,12 @@ func (s *session) Data(r io.Reader) error {
 }
 
 func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
-	data, chunked, err := readData(r)
+	data, size, chunked, err := readData(r, s.cfg.discard)
 	if err != nil {
 		return err // the reply for every recipient
 	}
 	m := s.message(data, chunked)
+	m.Size = size
 	hookErrs := make([]error, len(m.To))
 	switch {
 	case s.cfg.lmtpData != nil:

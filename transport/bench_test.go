@@ -1,0 +1,102 @@
+package transport_test
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/mailwire/mailwire/envelope"
+	"github.com/mailwire/mailwire/transport"
+	"github.com/mailwire/mailwire/transport/smtptest"
+)
+
+// BenchmarkSend1KiBReusedConn sends 1 KiB messages over one connection to
+// the in-process server. Its allocations per message are those of the
+// client and the server together.
+func BenchmarkSend1KiBReusedConn(b *testing.B) {
+	srv := smtptest.NewUnstartedServer()
+	srv.Security = transport.Plaintext
+	srv.DiscardData = true
+	srv.Start()
+	defer srv.Close()
+	c, err := srv.Transport().Dial(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	body := "Subject: bench\r\n\r\n" + strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\r\n", 16)
+	env := envelope.New("sender@example.org", "rcpt@example.org")
+	r := strings.NewReader(body)
+	ctx := context.Background()
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Reset(body)
+		if _, err := c.Send(ctx, env, r); err != nil {
+			b.Fatal(err)
+		}
+		srv.Reset()
+	}
+}
+
+// BenchmarkSendLarge streams a generated message of the given size. B/op
+// must not grow with the size: the body is never held in memory.
+func BenchmarkSendLarge(b *testing.B) {
+	for _, size := range []int64{1 << 20, 50 << 20} {
+		b.Run(sizeName(size), func(b *testing.B) {
+			srv := smtptest.NewUnstartedServer()
+			srv.Security = transport.Plaintext
+			srv.DiscardData = true
+			srv.Start()
+			defer srv.Close()
+			tr := srv.Transport()
+			env := envelope.New("sender@example.org", "rcpt@example.org")
+			b.SetBytes(size)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := tr.Send(context.Background(), env, &genReader{left: size}); err != nil {
+					b.Fatal(err)
+				}
+				srv.Reset()
+			}
+		})
+	}
+}
+
+func sizeName(n int64) string {
+	if n >= 1<<20 {
+		return strings.TrimSuffix(strings.TrimSuffix(itoa(n>>20), "")+"MiB", "")
+	}
+	return itoa(n>>10) + "KiB"
+}
+
+func itoa(n int64) string {
+	s := ""
+	for n >= 10 {
+		s = string(rune('0'+n%10)) + s
+		n /= 10
+	}
+	return string(rune('0'+n)) + s
+}
+
+// genReader yields size bytes of text lines without holding them.
+type genReader struct{ left int64 }
+
+const genLine = "The quick brown fox jumps over the lazy dog 0123456789 ABCDEFGHIJ\r\n"
+
+func (g *genReader) Read(p []byte) (int, error) {
+	if g.left <= 0 {
+		return 0, io.EOF
+	}
+	n := 0
+	for n < len(p) && g.left > 0 {
+		c := copy(p[n:], genLine)
+		if int64(c) > g.left {
+			c = int(g.left)
+		}
+		n += c
+		g.left -= int64(c)
+	}
+	return n, nil
+}
