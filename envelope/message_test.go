@@ -572,3 +572,46 @@ func bytesOut(t *testing.T, r io.Reader) []byte {
 	}
 	return b.Bytes()
 }
+
+// Pathological headers near the default limit parse in linear time; a
+// quadratic path would take minutes here and hit the test timeout.
+func TestFromMessageLargeHeaders(t *testing.T) {
+	n := envelope.DefaultMaxHeader/4 - 100
+	if raceEnabled || testing.Short() {
+		n /= 16 // still far too big for a quadratic path
+	}
+	tests := []struct {
+		name string
+		to   string
+		want error
+	}{
+		{"many recipients", strings.Repeat("b@y, ", n/5*4/4), nil},
+		{"many display-name words", strings.Repeat("w ", n*2) + "<b@y>", nil},
+		{"many empty elements", strings.Repeat(",", n*4) + "b@y", nil},
+		{"many comments", strings.Repeat("(c)", n) + "b@y", nil},
+		{"deep comment", strings.Repeat("(", n*2) + strings.Repeat(")", n*2) + "b@y", nil},
+		{"unclosed comments", strings.Repeat("(", n*4), envelope.ErrMalformed},
+		{"many dotted words", strings.Repeat("a.", n*2) + "a <b@y>", nil},
+		{"long dotted local part", strings.Repeat("a.", n*2) + "a@y", envelope.ErrTooLong},
+		{"many groups", strings.Repeat("g: b@y;, ", n/3), nil},
+		{"many quoted words", strings.Repeat(`"q" `, n) + "<b@y>", nil},
+		{"many angle brackets", strings.Repeat("<", n*4), envelope.ErrMalformed},
+		{"many at signs", strings.Repeat("a@", n*2), envelope.ErrMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			msg := "From: a@x\r\nTo: " + tt.to + "\r\n\r\n"
+			if len(msg) > envelope.DefaultMaxHeader {
+				t.Fatalf("test header of %d octets is over the limit", len(msg))
+			}
+			env, _, err := envelope.FromMessage(strings.NewReader(msg))
+			if tt.want != nil {
+				checkErr(t, "FromMessage()", err, tt.want, "To")
+				return
+			}
+			if err != nil || len(env.To) == 0 {
+				t.Fatalf("FromMessage() = %v, %v", env, err)
+			}
+		})
+	}
+}

@@ -32,7 +32,8 @@ func startScript(t *testing.T, steps ...Step) *scripted.Server {
 }
 
 func plainTransport(s *scripted.Server) *transport.SMTP {
-	return &transport.SMTP{Addr: s.Addr, Security: transport.Plaintext, LocalName: "client.example"}
+	return &transport.SMTP{Addr: s.Addr, Security: transport.Plaintext, LocalName: "client.example",
+		Pool: transport.PoolConfig{MaxIdleConns: -1}}
 }
 
 const msg = "Subject: hi\r\n\r\nbody\r\n"

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 
 	"github.com/mailwire/mailwire/auth"
 	"github.com/mailwire/mailwire/dialer"
@@ -48,9 +49,17 @@ type LMTP struct {
 	// DisablePipelining stops the transport from pipelining MAIL and RCPT
 	// even when the server offers PIPELINING.
 	DisablePipelining bool
+	// Pool configures the reuse of connections across Sends, as for SMTP.
+	Pool PoolConfig
+
+	poolMu sync.Mutex
+	pool   *pool
 }
 
-var _ Transport = (*LMTP)(nil)
+var (
+	_ Transport  = (*LMTP)(nil)
+	_ IdleCloser = (*LMTP)(nil)
+)
 
 func (t *LMTP) config() (*sessionConfig, error) {
 	network := t.Network
@@ -115,5 +124,51 @@ func (t *LMTP) Send(ctx context.Context, env *envelope.Envelope, msg io.Reader) 
 		(&tx{res: res}).failOpen(PermFailed, nil, oe)
 		return res, oe
 	}
-	return sendOnce(ctx, cfg, env, msg)
+	if t.Pool.MaxIdleConns < 0 {
+		return sendOnce(ctx, cfg, env, msg)
+	}
+	return t.getPool(cfg).send(ctx, env, msg)
+}
+
+func (t *LMTP) getPool(cfg *sessionConfig) *pool {
+	t.poolMu.Lock()
+	var old *pool
+	if t.pool == nil || t.pool.key != cfg.key() {
+		old = t.pool
+		t.pool = newPool(cfg, t.Pool)
+	}
+	p := t.pool
+	t.poolMu.Unlock()
+	if old != nil {
+		old.closeIdle(true)
+	}
+	return p
+}
+
+// CloseIdleConnections closes the transport's idle connections.
+func (t *LMTP) CloseIdleConnections() {
+	t.poolMu.Lock()
+	p := t.pool
+	t.poolMu.Unlock()
+	if p != nil {
+		p.closeIdle(false)
+	}
+}
+
+// Close closes the idle connections and makes further Sends fail with
+// ErrTransportClosed.
+func (t *LMTP) Close() error {
+	t.poolMu.Lock()
+	p := t.pool
+	if p == nil {
+		if cfg, err := t.config(); err == nil {
+			p = newPool(cfg, t.Pool)
+			t.pool = p
+		}
+	}
+	t.poolMu.Unlock()
+	if p != nil {
+		p.closeIdle(true)
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"strings"
 	"testing"
 	"time"
@@ -25,14 +26,20 @@ type mode struct {
 	lmtp     bool
 	network  string
 	security transport.Security
+	noBDAT   bool // send with DATA although the server offers CHUNKING
+	noPipe   bool // do not pipeline although the server offers PIPELINING
 }
 
 var modes = []mode{
-	{"plain", false, "tcp", transport.Plaintext},
-	{"starttls", false, "tcp", transport.StartTLS},
-	{"implicittls", false, "tcp", transport.ImplicitTLS},
-	{"lmtp-tcp", true, "tcp", transport.Plaintext},
-	{"lmtp-unix", true, "unix", transport.Plaintext},
+	{name: "plain", network: "tcp", security: transport.Plaintext},
+	{name: "plain-data", network: "tcp", security: transport.Plaintext, noBDAT: true},
+	{name: "plain-nopipelining", network: "tcp", security: transport.Plaintext, noBDAT: true, noPipe: true},
+	{name: "plain-bdat-nopipelining", network: "tcp", security: transport.Plaintext, noPipe: true},
+	{name: "starttls", network: "tcp", security: transport.StartTLS},
+	{name: "starttls-data", network: "tcp", security: transport.StartTLS, noBDAT: true},
+	{name: "implicittls", network: "tcp", security: transport.ImplicitTLS},
+	{name: "lmtp-tcp", lmtp: true, network: "tcp", security: transport.Plaintext},
+	{name: "lmtp-unix", lmtp: true, network: "unix", security: transport.Plaintext},
 }
 
 // server starts an smtptest server for m, configured by setup, and returns
@@ -43,6 +50,7 @@ func (m mode) server(t *testing.T, setup func(s *smtptest.Server)) (*smtptest.Se
 	s.Network = m.network
 	s.LMTP = m.lmtp
 	s.Security = m.security
+	s.ErrorLog = log.New(io.Discard, "", 0)
 	if setup != nil {
 		setup(s)
 	}
@@ -55,10 +63,13 @@ func (m mode) transport(s *smtptest.Server) transport.Transport {
 	if m.lmtp {
 		tr := s.LMTPTransport()
 		tr.LocalName = "client.example"
+		tr.DisablePipelining = m.noPipe
 		return tr
 	}
 	tr := s.Transport()
 	tr.LocalName = "client.example"
+	tr.DisableChunking = m.noBDAT
+	tr.DisablePipelining = m.noPipe
 	return tr
 }
 
@@ -453,7 +464,7 @@ func TestLMTPAgainstSMTPServer(t *testing.T) {
 func TestLMTPPerRecipientReplies(t *testing.T) {
 	for _, network := range []string{"tcp", "unix"} {
 		t.Run(network, func(t *testing.T) {
-			m := mode{"lmtp", true, network, transport.Plaintext}
+			m := mode{name: "lmtp", lmtp: true, network: network, security: transport.Plaintext}
 			s, tr := m.server(t, func(s *smtptest.Server) {
 				s.LMTPData = func(_ *smtptest.Message, rcpt string) error {
 					switch {
@@ -512,6 +523,8 @@ func TestAuthAndRedaction(t *testing.T) {
 			}
 			// Wrong password: a typed permanent auth error, nothing sent.
 			bad, _ := auth.New(mech, auth.Credentials{Username: user, Password: "wrong-" + pass})
+			tr = s.Transport()
+			tr.Debug = &transcript
 			tr.Auth = bad
 			res, err := tr.Send(ctx(t), envelope.New("a@example.org", "b@example.org"), strings.NewReader(msg))
 			var oe *transport.OpError
@@ -583,3 +596,16 @@ func TestAuthRefusedWithoutTLS(t *testing.T) {
 
 // Ensure the io import is used when bodies change.
 var _ = io.EOF
+
+func TestChunkedOrNot(t *testing.T) {
+	run(t, func(t *testing.T, m mode) {
+		s, tr := m.server(t, nil)
+		if _, err := tr.Send(ctx(t), envelope.New("a@example.org", "b@example.org"), strings.NewReader(msg)); err != nil {
+			t.Fatal(err)
+		}
+		wantChunked := !m.lmtp && !m.noBDAT
+		if got := s.Messages()[0].Chunked; got != wantChunked {
+			t.Errorf("Chunked = %v, want %v", got, wantChunked)
+		}
+	})
+}

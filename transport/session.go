@@ -75,10 +75,13 @@ type Conn struct {
 	ext        wire.Extensions
 	helo       bool // the server did not take EHLO; HELO was used
 	tls        *tls.ConnectionState
-	authed     string // mechanism used, "" if none
-	clientCert bool   // a TLS client certificate was presented
-	broken     error  // non-nil once the connection is unusable
-	dirty      bool   // a transaction may be open: RSET before the next
+	authed     string    // mechanism used, "" if none
+	clientCert bool      // a TLS client certificate was presented
+	proven     bool      // the server answered since the connection was taken
+	key        string    // the pool key of the configuration that opened it
+	idleSince  time.Time // when it was returned to its pool
+	broken     error     // non-nil once the connection is unusable
+	dirty      bool      // a transaction may be open: RSET before the next
 	closed     bool
 	messages   int
 }
@@ -152,6 +155,7 @@ func (c *Conn) open(ctx context.Context) error {
 			return err
 		}
 	}
+	c.proven = true
 	if t := smtptrace.ContextClientTrace(ctx); t != nil && t.GotConn != nil {
 		t.GotConn(c.connInfo(false))
 	}
@@ -684,8 +688,17 @@ func (c *Conn) usable() error {
 // ctxErr returns the context's cause if ctx is done: an I/O error after a
 // cancellation is the cancellation.
 func ctxErr(ctx context.Context, err error) error {
-	if ctx.Err() != nil && !isContextErr(err) {
+	if err == nil || isContextErr(err) {
+		return err
+	}
+	if ctx.Err() != nil {
 		return context.Cause(ctx)
+	}
+	// The connection's deadline is the context's: a timeout at or after it
+	// is the context expiring, even if its timer has not fired yet.
+	var ne net.Error
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) && errors.As(err, &ne) && ne.Timeout() {
+		return context.DeadlineExceeded
 	}
 	return err
 }

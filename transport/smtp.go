@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 
 	"github.com/mailwire/mailwire/auth"
 	"github.com/mailwire/mailwire/dialer"
@@ -56,9 +57,19 @@ type SMTP struct {
 	// DisableChunking stops the transport from using BDAT even when the
 	// server offers CHUNKING (RFC 3030).
 	DisableChunking bool
+	// Pool configures the reuse of connections across Sends; the zero value
+	// keeps a few idle connections, as net/http's Transport does. Call
+	// CloseIdleConnections or Close when done with the transport.
+	Pool PoolConfig
+
+	poolMu sync.Mutex
+	pool   *pool
 }
 
-var _ Transport = (*SMTP)(nil)
+var (
+	_ Transport  = (*SMTP)(nil)
+	_ IdleCloser = (*SMTP)(nil)
+)
 
 func (t *SMTP) config() *sessionConfig {
 	host := t.Addr
@@ -91,10 +102,52 @@ func (t *SMTP) Dial(ctx context.Context) (*Conn, error) {
 	return dial(ctx, t.config())
 }
 
-// Send delivers msg over a new connection, then closes it. See [Transport]
-// for the contract.
+// Send delivers msg over a pooled connection (a new one when none is idle,
+// or when pooling is disabled). See [Transport] for the contract.
+// Concurrent Sends use separate connections.
 func (t *SMTP) Send(ctx context.Context, env *envelope.Envelope, msg io.Reader) (*Result, error) {
-	return sendOnce(ctx, t.config(), env, msg)
+	if t.Pool.MaxIdleConns < 0 {
+		return sendOnce(ctx, t.config(), env, msg)
+	}
+	return t.getPool().send(ctx, env, msg)
+}
+
+// getPool returns the transport's pool. If the configuration changed since
+// the pool was made (which the documentation forbids, but happens), a new
+// pool replaces it so that no session is reused for another address, TLS
+// configuration or identity.
+func (t *SMTP) getPool() *pool {
+	cfg := t.config()
+	t.poolMu.Lock()
+	var old *pool
+	if t.pool == nil || t.pool.key != cfg.key() {
+		old = t.pool
+		t.pool = newPool(cfg, t.Pool)
+	}
+	p := t.pool
+	t.poolMu.Unlock()
+	if old != nil {
+		old.closeIdle(true)
+	}
+	return p
+}
+
+// CloseIdleConnections closes the transport's idle connections with QUIT.
+// Connections in use are not interrupted.
+func (t *SMTP) CloseIdleConnections() {
+	t.poolMu.Lock()
+	p := t.pool
+	t.poolMu.Unlock()
+	if p != nil {
+		p.closeIdle(false)
+	}
+}
+
+// Close closes the idle connections and makes further Sends fail with
+// ErrTransportClosed; connections in use are closed when their Send ends.
+func (t *SMTP) Close() error {
+	t.getPool().closeIdle(true)
+	return nil
 }
 
 // sendOnce dials, sends one message and closes the session.

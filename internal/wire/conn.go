@@ -270,3 +270,13 @@ func escape(s string) string {
 	}
 	return s
 }
+
+// Stale reports whether an idle connection can no longer be used: the server
+// sent something unsolicited (such as a 421 before closing) or closed it.
+// It does not block.
+func (c *Conn) Stale() bool {
+	if c.r.Buffered() > 0 {
+		return true
+	}
+	return peerSpoke(c.nc)
+}

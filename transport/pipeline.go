@@ -1,0 +1,741 @@
+package transport
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/mailwire/mailwire/envelope"
+	"github.com/mailwire/mailwire/internal/dataenc"
+	"github.com/mailwire/mailwire/internal/wire"
+	"github.com/mailwire/mailwire/smtptrace"
+)
+
+// The pipeline engine. Commands are written ahead of their replies as far
+// as RFC 2920 and RFC 3030 allow, and every written command leaves an
+// expectation in a FIFO queue; replies are read in order and applied to the
+// expectation at the head, whatever happens, so replies can never be paired
+// with the wrong command. Without PIPELINING the same engine waits for each
+// reply before writing the next command.
+
+// kind is the command an expectation waits a reply for.
+type kind uint8
+
+const (
+	kRset kind = iota
+	kMail
+	kRcpt
+	kData
+	kBdat     // an intermediate BDAT chunk
+	kBdatLast // BDAT ... LAST: its reply is the end-of-data reply
+	kDot      // the end of DATA
+	kLoneDot  // an empty data stream answering an unwanted 354
+)
+
+func (k kind) op() Op {
+	switch k {
+	case kRset, kMail:
+		return OpMail
+	case kRcpt:
+		return OpRcpt
+	case kData, kBdat:
+		return OpData
+	}
+	return OpEndOfData
+}
+
+func (k kind) ceiling() time.Duration {
+	switch k {
+	case kData:
+		return timeoutDataInit
+	case kBdat:
+		return timeoutDataBlock
+	case kBdatLast, kDot, kLoneDot:
+		return timeoutDataTerm
+	}
+	return timeoutCommand
+}
+
+type expect struct {
+	kind kind
+	t    *tx
+	idx  int // recipient index for kRcpt
+}
+
+// maxOutstanding bounds the replies due on a connection before the writer
+// stops to read some; it keeps both sides' buffers from filling up.
+const maxOutstanding = 512
+
+// chunkSize is the amount of message read for one BDAT chunk.
+const chunkSize = 64 << 10
+
+// pipe runs transactions on one connection for one call.
+type pipe struct {
+	c    *Conn
+	ctx  context.Context
+	q    []expect
+	head int
+	lost error // set once the connection failed during this call
+
+	chunk *chunkState
+}
+
+func (p *pipe) pipelining() bool {
+	return p.c.ext.Has("PIPELINING") && !p.c.cfg.noPipelining
+}
+
+func (p *pipe) chunking() bool {
+	return p.c.ext.Has("CHUNKING") && !p.c.cfg.noChunking
+}
+
+func (p *pipe) outstanding() int { return len(p.q) - p.head }
+
+func (p *pipe) push(k kind, t *tx, idx int) {
+	p.q = append(p.q, expect{kind: k, t: t, idx: idx})
+	t.expects++
+}
+
+// write buffers one command line for t; a refused line (which cannot
+// happen for lines built by buildCommands) fails the connection.
+func (p *pipe) write(t *tx, k kind, idx int, line string) bool {
+	if p.lost != nil {
+		return false
+	}
+	if err := p.c.w.WriteCommand(line); err != nil {
+		p.fail(err)
+		return false
+	}
+	p.push(k, t, idx)
+	return true
+}
+
+func (p *pipe) flush() bool {
+	if p.lost != nil {
+		return false
+	}
+	p.c.w.SetDeadline(timeoutDataBlock)
+	if err := p.c.w.Flush(); err != nil {
+		p.fail(err)
+		return false
+	}
+	return true
+}
+
+// readOne reads the reply to the oldest expectation and applies it.
+func (p *pipe) readOne() bool {
+	if p.lost != nil || p.outstanding() == 0 {
+		return false
+	}
+	e := p.q[p.head]
+	p.c.w.SetDeadline(e.kind.ceiling())
+	rep, err := p.c.w.ReadReply()
+	if err != nil {
+		p.fail(err)
+		return false
+	}
+	p.c.proven = true
+	p.q[p.head] = expect{}
+	p.head++
+	if p.head == len(p.q) {
+		p.q, p.head = p.q[:0], 0
+	}
+	e.t.expects--
+	p.apply(e, rep)
+	return p.lost == nil
+}
+
+// until flushes and reads replies until cond holds or nothing is due.
+func (p *pipe) until(cond func() bool) {
+	if cond() {
+		return
+	}
+	if !p.flush() {
+		return
+	}
+	for !cond() && p.readOne() {
+	}
+}
+
+// finish flushes and reads every reply still due.
+func (p *pipe) finish() {
+	if p.outstanding() > 0 && p.flush() {
+		for p.readOne() {
+		}
+	}
+}
+
+// fail handles a lost connection (or a write refused by the choke point):
+// every transaction with replies still due is settled, the connection is
+// closed so that no partial data can ever be completed.
+func (p *pipe) fail(err error) {
+	if p.lost != nil {
+		return
+	}
+	err = wireErr(ctxErr(p.ctx, err))
+	p.lost = err
+	p.c.broken = err
+	written := p.c.w.Written()
+	for i := p.head; i < len(p.q); i++ {
+		e := p.q[i]
+		e.t.lose(e.kind, err, written)
+	}
+	p.q, p.head = nil, 0
+	p.c.w.Close()
+}
+
+// abandon settles every transaction with replies still due after the
+// server said it is closing (421): the server processed nothing after it.
+func (p *pipe) abandon(cause error) {
+	p.c.broken = cause
+	p.lost = cause
+	for i := p.head; i < len(p.q); i++ {
+		e := p.q[i]
+		if !e.t.finished {
+			oe := p.c.cfg.opErr(e.kind.op(), cause)
+			e.t.failPending(TempFailed, nil, oe)
+			e.t.failOpen(TempFailed, nil, oe)
+			e.t.setErr(oe)
+			e.t.finished = true
+		}
+	}
+	p.q, p.head = nil, 0
+}
+
+// lose settles t after the connection was lost while a reply to a k
+// command was due. If the whole end-of-data sequence had left the client,
+// the server may have the message: the outcome is unknown (RFC 1047).
+func (t *tx) lose(k kind, err error, written int64) {
+	if t.finished {
+		return
+	}
+	t.finished = true
+	if t.endWritten && written >= t.endPos && !t.mailFailed && !t.chunkFailed {
+		oe := t.c.cfg.opErr(OpEndOfData, err)
+		t.failPending(Unknown, nil, oe)
+		t.failOpen(Unknown, nil, oe)
+		t.setErr(oe)
+		smtptrace.Done(t.ctx, smtptrace.PhaseEndOfData, smtptrace.PhaseInfo{Index: -1, Err: err})
+		return
+	}
+	op := k.op()
+	if k == kBdatLast || k == kDot {
+		op = OpData // the end of the data never left the client
+	}
+	oe := t.c.cfg.opErr(op, err)
+	t.failPending(TempFailed, nil, oe)
+	t.failOpen(TempFailed, nil, oe)
+	t.setErr(oe)
+}
+
+func (t *tx) setErr(err error) {
+	if t.err == nil {
+		t.err = err
+	}
+}
+
+// apply records the reply to expectation e.
+func (p *pipe) apply(e expect, rep *wire.Reply) {
+	t, c := e.t, p.c
+	if rep.Code == 421 {
+		// The server is closing the channel: this command failed, and
+		// nothing after it was processed.
+		re := replyErr(rep)
+		if !t.finished {
+			oe := c.cfg.opErr(e.kind.op(), re)
+			if e.kind == kRcpt {
+				t.set(e.idx, TempFailed, rep, re)
+			}
+			t.failPending(TempFailed, rep, oe)
+			t.failOpen(TempFailed, rep, oe)
+			t.setErr(oe)
+			t.finished = true
+		}
+		p.traceReply(e, rep, re)
+		p.abandon(re)
+		return
+	}
+	switch e.kind {
+	case kRset:
+		if !rep.Positive() {
+			// A server that refuses RSET is out of step with us.
+			re := replyErr(rep)
+			oe := c.cfg.opErr(OpMail, re)
+			t.failOpen(TempFailed, rep, oe)
+			t.setErr(oe)
+			t.finished = true
+			p.abandon(re)
+		}
+	case kMail:
+		t.mailDone = true
+		p.traceReply(e, rep, nil)
+		if !rep.Positive() {
+			re := replyErr(rep)
+			t.mailFailed = true
+			t.ended = true
+			t.failOpen(replyOutcome(rep.Code), rep, re)
+			t.setErr(c.cfg.opErr(OpMail, re))
+			t.finished = true
+		}
+	case kRcpt:
+		t.rcptsDone++
+		p.traceReply(e, rep, nil)
+		if t.mailFailed || t.finished {
+			return
+		}
+		switch {
+		case rep.Positive():
+			t.pending = append(t.pending, e.idx)
+		case rep.Code == 552:
+			// RFC 5321 4.5.3.1.10: 552 to RCPT means too many recipients.
+			t.set(e.idx, TempFailed, rep, replyErr(rep))
+		default:
+			t.set(e.idx, replyOutcome(rep.Code), rep, replyErr(rep))
+		}
+	case kData:
+		t.dataDone = true
+		if rep.Code == 354 {
+			t.dataReady = true
+			if t.mailFailed || len(t.pending) == 0 || t.finished {
+				// Every recipient was refused but the server wants the
+				// data: send an empty message it must refuse (RFC 2920 3.1).
+				c.w.DataWriter().WriteString(".\r\n")
+				c.w.Note("<empty data: no recipient was accepted>")
+				p.push(kLoneDot, t, -1)
+				t.ended = true
+			}
+			return
+		}
+		if t.mailFailed || len(t.pending) == 0 || t.finished {
+			return
+		}
+		re := replyErr(rep)
+		pi := phaseInfo(rep, re)
+		pi.Command = "DATA"
+		smtptrace.Done(t.ctx, smtptrace.PhaseData, pi)
+		if rep.Positive() {
+			pe := &ProtocolError{Reason: "unexpected reply to DATA: " + re.Error()}
+			p.abandon(pe)
+			return
+		}
+		t.failPending(replyOutcome(rep.Code), rep, re)
+		t.setErr(c.cfg.opErr(OpData, re))
+		t.finished = true
+	case kBdat:
+		if !rep.Positive() && !t.mailFailed && !t.chunkFailed && !t.finished && len(t.pending) > 0 {
+			re := replyErr(rep)
+			t.chunkFailed = true
+			t.failPending(replyOutcome(rep.Code), rep, re)
+			t.setErr(c.cfg.opErr(OpData, re))
+			t.finished = true
+		}
+	case kLoneDot:
+	case kDot, kBdatLast:
+		t.ended = true
+		if t.mailFailed || t.chunkFailed || t.finished {
+			return
+		}
+		if len(t.pending) == 0 {
+			// Every recipient was refused (BDAT pipelined with them).
+			t.finished = true
+			return
+		}
+		if c.cfg.lmtp {
+			p.lmtpReplies(t, rep)
+			return
+		}
+		p.traceReply(e, rep, nil)
+		t.finished = true
+		if !rep.Positive() {
+			re := replyErr(rep)
+			t.failPending(replyOutcome(rep.Code), rep, re)
+			t.setErr(c.cfg.opErr(OpEndOfData, re))
+			return
+		}
+		t.res.Reply = toReply(rep)
+		for _, i := range t.pending {
+			t.set(i, Accepted, rep, nil)
+		}
+		t.pending = nil
+		c.messages++
+	}
+}
+
+// lmtpReplies applies one reply per accepted recipient, in RCPT order
+// (RFC 2033 4.2); first is already read.
+func (p *pipe) lmtpReplies(t *tx, first *wire.Reply) {
+	c := p.c
+	rep := first
+	for k, i := range t.pending {
+		if k > 0 {
+			c.w.SetDeadline(timeoutDataTerm)
+			var err error
+			rep, err = c.w.ReadReply()
+			if err != nil {
+				t.pending = t.pending[k:]
+				oe := c.cfg.opErr(OpEndOfData, wireErr(ctxErr(p.ctx, err)))
+				t.failPending(Unknown, nil, oe)
+				t.setErr(oe)
+				t.finished = true
+				p.fail(err)
+				return
+			}
+		}
+		pi := phaseInfo(rep, nil)
+		pi.Index = i
+		smtptrace.Done(t.ctx, smtptrace.PhaseEndOfData, pi)
+		if rep.Positive() {
+			t.set(i, Accepted, rep, nil)
+		} else {
+			t.set(i, replyOutcome(rep.Code), rep, replyErr(rep))
+		}
+		if rep.Code == 421 {
+			// Recipients after this one got no reply: their fate is unknown.
+			rest := t.pending[k+1:]
+			oe := c.cfg.opErr(OpEndOfData, replyErr(rep))
+			for _, j := range rest {
+				t.set(j, Unknown, nil, oe)
+			}
+			t.pending = nil
+			t.finished = true
+			p.abandon(replyErr(rep))
+			return
+		}
+	}
+	t.pending = nil
+	t.finished = true
+	c.messages++
+}
+
+func (p *pipe) traceReply(e expect, rep *wire.Reply, err error) {
+	var phase smtptrace.Phase
+	switch e.kind {
+	case kMail:
+		phase = smtptrace.PhaseMail
+	case kRcpt:
+		phase = smtptrace.PhaseRcpt
+	case kDot, kBdatLast:
+		phase = smtptrace.PhaseEndOfData
+	default:
+		return
+	}
+	if err == nil && !rep.Positive() {
+		err = replyErr(rep)
+	}
+	pi := phaseInfo(rep, err)
+	if e.kind == kRcpt {
+		pi.Index = e.idx
+	}
+	smtptrace.Done(e.t.ctx, phase, pi)
+}
+
+// start writes t's envelope: RSET if the server may hold an open
+// transaction, MAIL, the RCPTs and, when it may join the group, DATA.
+// Without PIPELINING it waits for each reply and stops at a refused MAIL.
+func (p *pipe) start(t *tx, rset bool) {
+	pipelining := p.pipelining()
+	sync := func() {
+		if !pipelining {
+			p.until(func() bool { return t.expects == 0 })
+		}
+	}
+	if rset {
+		if !p.write(t, kRset, -1, "RSET") {
+			return
+		}
+		sync()
+	}
+	smtptrace.Start(t.ctx, smtptrace.PhaseMail, -1)
+	if !p.write(t, kMail, -1, t.mail) {
+		return
+	}
+	sync()
+	for i, l := range t.rcpts {
+		if t.finished || p.lost != nil {
+			return
+		}
+		smtptrace.Start(t.ctx, smtptrace.PhaseRcpt, i)
+		if !p.write(t, kRcpt, i, l) {
+			return
+		}
+		sync()
+	}
+	if pipelining && p.dataInGroup() {
+		smtptrace.Start(t.ctx, smtptrace.PhaseData, -1)
+		p.write(t, kData, -1, "DATA")
+	}
+}
+
+// dataInGroup reports whether DATA joins the MAIL/RCPT group: not for
+// all-or-nothing sends, whose decision depends on the RCPT replies, nor for
+// LMTP (RFC 2033 4.2: no DATA without an accepted recipient), nor when BDAT
+// is used.
+func (p *pipe) dataInGroup() bool {
+	return !p.c.cfg.requireAll && !p.c.cfg.lmtp && !p.chunking()
+}
+
+// bodyEarly reports whether the first BDAT chunk may be written before the
+// RCPT replies are read: only on a connection that has answered since it
+// was taken, so that a stale pooled connection is found before any of the
+// message is sent.
+func (p *pipe) bodyEarly() bool {
+	return p.chunking() && p.pipelining() && !p.c.cfg.requireAll && !p.c.cfg.lmtp && p.c.proven
+}
+
+// body sends t's message, with DATA or BDAT, once the replies it depends on
+// are known.
+func (p *pipe) body(t *tx) {
+	if t.finished || p.lost != nil {
+		return
+	}
+	c := p.c
+	chunking := p.chunking()
+	dataSent := p.pipelining() && p.dataInGroup()
+	if !(chunking && p.bodyEarly()) && !dataSent {
+		// Decide on the RCPT replies.
+		p.until(func() bool { return t.finished || t.rcptsDone == len(t.rcpts) })
+		if t.finished || p.lost != nil {
+			return
+		}
+		if len(t.pending) == 0 {
+			t.finished = true
+			return
+		}
+		if c.cfg.requireAll && len(t.pending) < len(t.rcpts) {
+			worst := TempFailed
+			for _, rr := range t.res.Rcpts {
+				if rr.Outcome == PermFailed {
+					worst = PermFailed
+				}
+			}
+			t.failPending(worst, nil, ErrNotAllAccepted)
+			t.finished = true
+			return
+		}
+	}
+	if chunking {
+		p.bdat(t)
+		return
+	}
+	if !dataSent {
+		smtptrace.Start(t.ctx, smtptrace.PhaseData, -1)
+		if !p.write(t, kData, -1, "DATA") {
+			return
+		}
+	}
+	p.until(func() bool { return t.dataDone || t.finished })
+	if !t.dataReady || t.finished || p.lost != nil || t.ended {
+		return
+	}
+	p.data(t)
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// data streams t's message after a 354 and writes the end of the data; the
+// reply is read later, possibly together with the next transaction's.
+func (p *pipe) data(t *tx) {
+	c := p.c
+	dw := dataenc.NewDotWriter(c.w.DataWriter())
+	dw.Strict7Bit = !c.ext.Has("8BITMIME")
+	bp := bufPool.Get().(*[]byte)
+	buf := *bp
+	var err error
+	for {
+		n, rerr := t.msg.Read(buf)
+		if n > 0 {
+			c.w.SetDeadline(timeoutDataBlock)
+			if _, werr := dw.Write(buf[:n]); werr != nil {
+				err = werr
+				break
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			err = &MessageError{Err: rerr}
+			break
+		}
+		if e := p.ctx.Err(); e != nil {
+			err = context.Cause(p.ctx)
+			break
+		}
+	}
+	bufPool.Put(bp)
+	if err == nil {
+		err = dw.Close()
+	}
+	t.bytes = dw.Bytes()
+	smtptrace.Done(t.ctx, smtptrace.PhaseData, smtptrace.PhaseInfo{Index: -1, Command: "DATA", Bytes: t.bytes, Err: err})
+	if err != nil {
+		// The end of the data was not written: dropping the connection now
+		// guarantees that nothing is delivered.
+		p.abortBody(t, err, true)
+		return
+	}
+	c.w.Note("<message data: %d bytes>", t.bytes)
+	t.endWritten = true
+	t.endPos = c.w.Written() + int64(c.w.Pending())
+	smtptrace.Start(t.ctx, smtptrace.PhaseEndOfData, -1)
+	p.push(kDot, t, -1)
+}
+
+// abortBody ends a transaction whose message could not be sent whole. With
+// DATA the connection must be dropped; with BDAT, RSET discards the chunks
+// already sent (RFC 3030 4.1) and the connection stays usable.
+func (p *pipe) abortBody(t *tx, err error, drop bool) {
+	c := p.c
+	var ne *NotSupportedError
+	switch {
+	case errors.Is(err, dataenc.ErrEightBit):
+		ne = &NotSupportedError{Extension: "8BITMIME", Detail: "the message has 8-bit content"}
+		err = ne
+	}
+	if !drop && !isNetErr(err) && p.lost == nil {
+		oe := c.cfg.opErr(OpData, err)
+		outcome := TempFailed
+		if ne != nil {
+			outcome = PermFailed
+		}
+		t.failPending(outcome, nil, oe)
+		t.failOpen(outcome, nil, oe)
+		t.setErr(oe)
+		t.finished = true
+		t.ended = true
+		p.write(t, kRset, -1, "RSET")
+		return
+	}
+	if ne != nil {
+		oe := c.cfg.opErr(OpData, ne)
+		t.failPending(PermFailed, nil, oe)
+		t.failOpen(PermFailed, nil, oe)
+		t.setErr(oe)
+		t.finished = true
+	} else {
+		t.lose(kData, wireErr(ctxErr(p.ctx, err)), -1)
+	}
+	p.fail(err)
+}
+
+// chunkState holds the buffers of BDAT transfers on one pipe.
+type chunkState struct {
+	br  *bufio.Reader
+	raw []byte
+	out bytes.Buffer
+}
+
+var chunkPool = sync.Pool{New: func() any {
+	return &chunkState{br: bufio.NewReaderSize(nil, chunkSize), raw: make([]byte, chunkSize)}
+}}
+
+func (p *pipe) release() {
+	if p.chunk != nil {
+		p.chunk.br.Reset(nil)
+		if p.chunk.out.Cap() > 4*chunkSize {
+			p.chunk.out = bytes.Buffer{}
+		}
+		chunkPool.Put(p.chunk)
+		p.chunk = nil
+	}
+}
+
+// bdat sends t's message in BDAT chunks (RFC 3030), without waiting for the
+// chunks' replies except to keep the number due bounded.
+func (p *pipe) bdat(t *tx) {
+	c := p.c
+	if p.chunk == nil {
+		p.chunk = chunkPool.Get().(*chunkState)
+	}
+	cs := p.chunk
+	cs.br.Reset(t.msg)
+	t.chunked = true
+	binary := t.env.Body == envelope.BodyBinaryMIME
+	var cw *dataenc.CRLFWriter
+	if !binary {
+		cw = dataenc.NewCRLFWriter(&cs.out)
+		cw.Strict7Bit = !c.ext.Has("8BITMIME")
+	}
+	smtptrace.Start(t.ctx, smtptrace.PhaseData, -1)
+	for {
+		n, rerr := io.ReadFull(cs.br, cs.raw)
+		last := rerr == io.EOF || rerr == io.ErrUnexpectedEOF
+		if rerr != nil && !last {
+			p.bdatAbort(t, cw, &MessageError{Err: rerr})
+			return
+		}
+		if !last {
+			if _, perr := cs.br.Peek(1); perr == io.EOF {
+				last = true
+			} else if perr != nil {
+				p.bdatAbort(t, cw, &MessageError{Err: perr})
+				return
+			}
+		}
+		if err := p.ctx.Err(); err != nil {
+			p.bdatAbort(t, cw, context.Cause(p.ctx))
+			return
+		}
+		cs.out.Reset()
+		if binary {
+			cs.out.Write(cs.raw[:n])
+		} else {
+			var err error
+			if _, err = cw.Write(cs.raw[:n]); err == nil {
+				if last {
+					err = cw.Close()
+				} else {
+					err = cw.Flush()
+				}
+			}
+			if err != nil {
+				p.bdatAbort(t, nil, err)
+				return
+			}
+		}
+		if t.finished || p.lost != nil {
+			// A chunk was refused, or the connection failed: stop.
+			if cw != nil {
+				cw.Close()
+			}
+			return
+		}
+		line := "BDAT " + strconv.Itoa(cs.out.Len())
+		k := kBdat
+		if last {
+			line += " LAST"
+			k = kBdatLast
+		}
+		if !p.write(t, k, -1, line) {
+			return
+		}
+		c.w.SetDeadline(timeoutDataBlock)
+		c.w.DataWriter().Write(cs.out.Bytes())
+		t.bytes += int64(cs.out.Len())
+		if last {
+			c.w.Note("<message data: %d bytes in BDAT chunks>", t.bytes)
+			t.endWritten = true
+			t.endPos = c.w.Written() + int64(c.w.Pending())
+			smtptrace.Done(t.ctx, smtptrace.PhaseData, smtptrace.PhaseInfo{Index: -1, Command: "BDAT", Bytes: t.bytes})
+			smtptrace.Start(t.ctx, smtptrace.PhaseEndOfData, -1)
+			return
+		}
+		for p.outstanding() > maxOutstanding/2 {
+			if !p.flush() || !p.readOne() {
+				break
+			}
+		}
+	}
+}
+
+func (p *pipe) bdatAbort(t *tx, cw *dataenc.CRLFWriter, err error) {
+	if cw != nil {
+		cw.Close()
+	}
+	smtptrace.Done(t.ctx, smtptrace.PhaseData, smtptrace.PhaseInfo{Index: -1, Command: "BDAT", Bytes: t.bytes, Err: err})
+	p.abortBody(t, err, isContextErr(err))
+}
