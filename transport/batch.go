@@ -51,7 +51,7 @@ func (c *Conn) sendBatch(ctx context.Context, next func() (Message, bool), first
 	}
 	unbind := c.w.Bind(ctx)
 	defer unbind()
-	p := &pipe{c: c, ctx: ctx}
+	p := &pipe{c: c, ctx: ctx, q: c.qbuf[:0]}
 	defer p.release()
 
 	type item struct {

@@ -100,3 +100,66 @@ func (g *genReader) Read(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// BenchmarkClient1KiB measures the client alone against a minimal sink
+// server: one transaction per Send on a warm connection, and the batch API.
+func BenchmarkClient1KiB(b *testing.B) {
+	body := "Subject: bench\r\n\r\n" + strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\r\n", 16)
+	for _, bdat := range []bool{false, true} {
+		name := "DATA"
+		if bdat {
+			name = "BDAT"
+		}
+		b.Run(name+"/Send", func(b *testing.B) {
+			addr := startSink(b, bdat)
+			tr := &transport.SMTP{Addr: addr, Security: transport.Plaintext, LocalName: "bench.example"}
+			defer tr.Close()
+			c, err := tr.Dial(context.Background())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			env := envelope.New("sender@example.org", "rcpt@example.org")
+			r := strings.NewReader(body)
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				r.Reset(body)
+				if _, err := c.Send(context.Background(), env, r); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/Batch", func(b *testing.B) {
+			addr := startSink(b, bdat)
+			tr := &transport.SMTP{Addr: addr, Security: transport.Plaintext, LocalName: "bench.example"}
+			defer tr.Close()
+			c, err := tr.Dial(context.Background())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			env := envelope.New("sender@example.org", "rcpt@example.org")
+			readers := make([]strings.Reader, 64)
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			msgs := func(yield func(transport.Message) bool) {
+				for i := 0; i < b.N; i++ {
+					r := &readers[i%len(readers)]
+					r.Reset(body)
+					if !yield(transport.Message{Envelope: env, Body: r}) {
+						return
+					}
+				}
+			}
+			if err := c.SendBatch(context.Background(), msgs, func(_ int, _ *transport.Result, err error) {
+				if err != nil {
+					b.Error(err)
+				}
+			}); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}

@@ -356,9 +356,11 @@ func (p *pipe) apply(e expect, rep *wire.Reply) {
 			t.setErr(c.cfg.opErr(OpEndOfData, re))
 			return
 		}
-		t.res.Reply = toReply(rep)
+		final := toReply(rep)
+		t.res.Reply = final
 		for _, i := range t.pending {
-			t.set(i, Accepted, rep, nil)
+			rr := &t.res.Rcpts[i]
+			rr.Outcome, rr.Reply, rr.Err, rr.Attempts = Accepted, final, nil, 1
 		}
 		t.pending = nil
 		c.messages++
@@ -634,6 +636,7 @@ var chunkPool = sync.Pool{New: func() any {
 }}
 
 func (p *pipe) release() {
+	p.c.qbuf = p.q[:0]
 	if p.chunk != nil {
 		p.chunk.br.Reset(nil)
 		if p.chunk.out.Cap() > 4*chunkSize {

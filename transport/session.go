@@ -80,6 +80,7 @@ type Conn struct {
 	proven     bool      // the server answered since the connection was taken
 	key        string    // the pool key of the configuration that opened it
 	idleSince  time.Time // when it was returned to its pool
+	qbuf       []expect  // the pipeline's reply queue, kept across calls
 	broken     error     // non-nil once the connection is unusable
 	dirty      bool      // a transaction may be open: RSET before the next
 	closed     bool

@@ -118,7 +118,7 @@ func (c *Conn) send(ctx context.Context, env *envelope.Envelope, msg io.Reader) 
 	}
 	unbind := c.w.Bind(ctx)
 	defer unbind()
-	p := &pipe{c: c, ctx: ctx}
+	p := &pipe{c: c, ctx: ctx, q: c.qbuf[:0]}
 	p.start(t, c.dirty)
 	p.body(t)
 	p.finish()
@@ -207,6 +207,7 @@ func (c *Conn) buildCommands(env *envelope.Envelope, msg io.Reader) (string, []s
 	}
 
 	var b strings.Builder
+	b.Grow(64 + len(env.From) + len(env.EnvID)*3)
 	b.WriteString("MAIL FROM:<")
 	b.WriteString(env.From)
 	b.WriteByte('>')
@@ -241,7 +242,8 @@ func (c *Conn) buildCommands(env *envelope.Envelope, msg io.Reader) (string, []s
 	}
 	rcpts := make([]string, len(env.To))
 	for i, r := range env.To {
-		b.Reset()
+		b = strings.Builder{}
+		b.Grow(16 + len(r.Addr) + 3*len(r.ORcpt) + 40)
 		b.WriteString("RCPT TO:<")
 		b.WriteString(r.Addr)
 		b.WriteByte('>')

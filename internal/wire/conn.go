@@ -25,6 +25,9 @@ type Conn struct {
 	w  *bufio.Writer
 	tr *Transcript
 
+	rep  Reply    // reused by ReadReply
+	strs interner // recurring reply lines
+
 	mu     sync.Mutex
 	stop   func() bool
 	ctx    context.Context
@@ -84,6 +87,14 @@ func (c *Conn) Buffered() int { return c.r.Buffered() }
 // called: cancelling ctx interrupts any blocked read or write at once. Only
 // one context is bound at a time.
 func (c *Conn) Bind(ctx context.Context) (unbind func()) {
+	if ctx.Done() == nil {
+		// A context that is never cancelled needs no watcher; its
+		// deadline, if any, is applied by SetDeadline.
+		c.mu.Lock()
+		c.ctx = ctx
+		c.mu.Unlock()
+		return c.unbindPlain
+	}
 	c.mu.Lock()
 	c.ctx = ctx
 	c.stop = context.AfterFunc(ctx, func() {
@@ -106,6 +117,12 @@ func (c *Conn) Bind(ctx context.Context) (unbind func()) {
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
+
+func (c *Conn) unbindPlain() {
+	c.mu.Lock()
+	c.ctx = nil
+	c.mu.Unlock()
+}
 
 // SetDeadline sets the read and write deadline to now+ceiling, or to the
 // bound context's deadline if that is sooner (zero ceiling: the context's
@@ -192,10 +209,11 @@ func (c *Conn) Flush() error {
 // BDAT encoders may use it.
 func (c *Conn) DataWriter() *bufio.Writer { return c.w }
 
-// ReadReply reads one reply and records it in the transcript.
+// ReadReply reads one reply and records it in the transcript. The reply
+// is valid until the next call: callers copy what they keep.
 func (c *Conn) ReadReply() (*Reply, error) {
-	rep, err := ReadReply(c.r)
-	if err != nil {
+	rep := &c.rep
+	if err := readReplyInto(c.r, rep, &c.strs); err != nil {
 		return nil, err
 	}
 	if c.tr != nil {

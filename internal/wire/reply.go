@@ -32,6 +32,8 @@ type Reply struct {
 	// Lines holds the text of each line with the code, separator and any
 	// enhanced code removed; control characters are replaced with U+FFFD.
 	Lines []string
+
+	one [1]string // backing store for single-line replies
 }
 
 // Text returns the reply's lines joined with "\n".
@@ -57,33 +59,42 @@ func protoErr(reason string) error { return &ProtocolError{Reason: reason} }
 // disagree on the code, or one over a limit is a *ProtocolError; the
 // connection must then be abandoned.
 func ReadReply(r *bufio.Reader) (*Reply, error) {
-	var (
-		rep   Reply
-		total int
-	)
+	rep := new(Reply)
+	if err := readReplyInto(r, rep, nil); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// readReplyInto reads one reply into rep, reusing its storage; strs, if
+// not nil, returns recurring line texts without allocating.
+func readReplyInto(r *bufio.Reader, rep *Reply, strs *interner) error {
+	*rep = Reply{}
+	rep.Lines = rep.one[:0]
+	var total int
 	for n := 0; ; n++ {
 		if n >= MaxReplyLines {
-			return nil, protoErr("reply has too many lines")
+			return protoErr("reply has too many lines")
 		}
-		line, err := readLine(r)
+		line, err := readLine(r, strs)
 		if err != nil {
 			if n > 0 && err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return nil, err
+			return err
 		}
 		total += len(line) + 2
 		if total > MaxReplyBytes {
-			return nil, protoErr("reply too large")
+			return protoErr("reply too large")
 		}
 		code, more, text, err := parseLine(line)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if n == 0 {
 			rep.Code = code
 		} else if code != rep.Code {
-			return nil, protoErr("multi-line reply with mixed codes")
+			return protoErr("multi-line reply with mixed codes")
 		}
 		enh, rest, ok := parseEnhanced(text, code)
 		if ok {
@@ -94,13 +105,13 @@ func ReadReply(r *bufio.Reader) (*Reply, error) {
 		}
 		rep.Lines = append(rep.Lines, sanitize(text))
 		if !more {
-			return &rep, nil
+			return nil
 		}
 	}
 }
 
 // readLine reads one line without its line ending, at most MaxLineLen bytes.
-func readLine(r *bufio.Reader) (string, error) {
+func readLine(r *bufio.Reader, strs *interner) (string, error) {
 	var buf []byte
 	for {
 		chunk, err := r.ReadSlice('\n')
@@ -128,7 +139,35 @@ func readLine(r *bufio.Reader) (string, error) {
 	if len(buf) > 0 && buf[len(buf)-1] == '\r' {
 		buf = buf[:len(buf)-1]
 	}
-	return string(buf), nil
+	return strs.str(buf), nil
+}
+
+// interner returns recurring reply lines ("250 2.0.0 Ok") as the same
+// string, so that a busy connection does not allocate one per reply.
+type interner struct {
+	m map[string]string
+}
+
+const (
+	maxInterned   = 64
+	maxInternSize = 96
+)
+
+func (in *interner) str(b []byte) string {
+	if in == nil || len(b) > maxInternSize {
+		return string(b)
+	}
+	if s, ok := in.m[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if in.m == nil {
+		in.m = make(map[string]string)
+	}
+	if len(in.m) < maxInterned {
+		in.m[s] = s
+	}
+	return s
 }
 
 // parseLine splits "250-text", "250 text" or "250".
