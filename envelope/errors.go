@@ -9,7 +9,8 @@ type Error struct {
 	// Field names what is wrong: "from", "to[2]", "to[2].orcpt", "envid",
 	// "size", "header", or a header field name such as "Resent-To".
 	Field string
-	// Err is the kind of problem, one of the Err* sentinels.
+	// Err is the kind of problem: one of the Err* sentinels of this
+	// package, or a sentinel of the package that refused the envelope.
 	Err error
 }
 

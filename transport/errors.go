@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"syscall"
 	"strings"
 
 	"github.com/mailwire/mailwire/auth"
@@ -236,8 +238,28 @@ func isProtocolErr(err error) bool {
 	return errors.As(err, &pe)
 }
 
+// isNetErr reports whether err is a network failure: a lost or refused
+// connection, or a timeout. A bare errno counts only when it is one of the
+// connection errnos (every syscall.Errno implements net.Error, but ENOENT
+// from a missing program is not a network failure).
 func isNetErr(err error) bool {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		switch errno {
+		case syscall.ECONNRESET, syscall.ECONNREFUSED, syscall.ECONNABORTED, syscall.EPIPE,
+			syscall.ETIMEDOUT, syscall.EHOSTUNREACH, syscall.ENETUNREACH, syscall.ENETDOWN,
+			syscall.EHOSTDOWN, syscall.ENETRESET, syscall.EADDRNOTAVAIL:
+			return true
+		}
+		var oe *net.OpError
+		return errors.As(err, &oe) && oe.Op == "dial" && errno != syscall.ENOENT && errno != syscall.EACCES
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
 		return true
 	}
 	var ne net.Error

@@ -485,7 +485,17 @@ func (p *pipe) dataInGroup() bool {
 // was taken, so that a stale pooled connection is found before any of the
 // message is sent.
 func (p *pipe) bodyEarly() bool {
-	return p.chunking() && p.pipelining() && !p.c.cfg.requireAll && !p.c.cfg.lmtp && p.c.proven
+	return p.chunking() && p.pipelining() && !p.c.cfg.requireAll && !p.c.cfg.lmtp && p.c.proven &&
+		p.ctx.Value(holdBodyKey{}) == nil
+}
+
+// holdBodyKey marks a context whose Send must not read the message before
+// the RCPT replies are in, so that a caller (Failover) can still give the
+// message to another transport after a refusal of the envelope.
+type holdBodyKey struct{}
+
+func withHoldBody(ctx context.Context) context.Context {
+	return context.WithValue(ctx, holdBodyKey{}, true)
 }
 
 // body sends t's message, with DATA or BDAT, once the replies it depends on
