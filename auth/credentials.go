@@ -176,3 +176,11 @@ func (c Credentials) LogValue() slog.Value {
 		slog.String("host", c.Host),
 	)
 }
+
+// Principal returns a string naming who the credentials authenticate as,
+// without any secret: the authorization identity, the user name and the
+// host they are bound to. Transports use it to keep sessions opened with
+// different identities apart.
+func (c Credentials) Principal() string {
+	return c.Identity + "\x00" + c.Username + "\x00" + c.Host
+}

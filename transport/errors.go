@@ -8,8 +8,8 @@ import (
 	"io"
 	"net"
 	"os"
-	"syscall"
 	"strings"
+	"syscall"
 
 	"github.com/mailwire/mailwire/auth"
 	"github.com/mailwire/mailwire/envelope"
