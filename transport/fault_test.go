@@ -479,3 +479,29 @@ func TestTranscriptRedactsAuth(t *testing.T) {
 		t.Error("the password was not actually sent to the server")
 	}
 }
+
+func TestAuthChallengesForeverAreCutOff(t *testing.T) {
+	steps := []Step{Reply("220 fake ESMTP"), Expect("EHLO"), Reply("250-fake", "250 AUTH LOGIN"), Expect("AUTH LOGIN")}
+	for range 40 {
+		steps = append(steps, Reply("334 VXNlcm5hbWU6"), Expect(""))
+	}
+	s := startScript(t, append(steps, WaitClose(5*time.Second))...)
+	tr := plainTransport(s)
+	tr.Auth = auth.Config{Credentials: auth.Credentials{Username: "bob", Password: "pw-pw-pw-pw"}, Mechanisms: []string{"LOGIN"}, AllowInsecure: true}
+	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := tr.Send(c, envelope.New("a@example.org", "b@example.org"), strings.NewReader(msg))
+	var oe *transport.OpError
+	if !errors.As(err, &oe) || oe.Op != transport.OpAuth {
+		t.Fatalf("err = %v, want an auth error", err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the exchange was stopped by the deadline, not by the round limit: %v", err)
+	}
+	if got := strings.Count(s.Received(), "\r\n"); got > 40 {
+		t.Errorf("client answered %d lines", got)
+	}
+	if !strings.Contains(s.Received(), "*\r\n") {
+		t.Error("client did not cancel with *")
+	}
+}
