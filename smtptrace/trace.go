@@ -152,7 +152,7 @@ func compose(a, b *ClientTrace) *ClientTrace {
 	}
 }
 
-// PhaseStart calls t.PhaseStart if t and the hook are non-nil.
+// phaseStart calls t.PhaseStart if t and the hook are non-nil.
 func (t *ClientTrace) phaseStart(p Phase, i int) {
 	if t != nil && t.PhaseStart != nil {
 		t.PhaseStart(p, i)

@@ -81,7 +81,7 @@ func (c *Conn) sendBatch(ctx context.Context, next func() (Message, bool), first
 	var prev *tx
 	taken := 0
 	for {
-		if p.lost != nil {
+		if p.lost != nil || p.closing != nil {
 			break
 		}
 		if err := ctx.Err(); err != nil {
@@ -109,7 +109,7 @@ func (c *Conn) sendBatch(ctx context.Context, next func() (Message, bool), first
 		prev = t
 		inflight = append(inflight, item{i: i, t: t})
 		report(false)
-		for len(inflight) > BatchWindow && p.lost == nil {
+		for len(inflight) > BatchWindow && p.lost == nil && p.closing == nil {
 			if !p.flush() || !p.readOne() {
 				break
 			}
@@ -117,12 +117,20 @@ func (c *Conn) sendBatch(ctx context.Context, next func() (Message, bool), first
 		}
 	}
 	p.finish()
+	for _, it := range inflight {
+		if it.t != nil && it.err == nil {
+			p.settle(it.t)
+		}
+	}
 	report(true)
 	if prev != nil {
 		c.dirty = !prev.ended
 	}
 	if p.lost != nil {
 		return taken, c.cfg.opErr(OpMail, p.lost)
+	}
+	if p.closing != nil {
+		return taken, c.cfg.opErr(OpMail, p.closing)
 	}
 	if err := ctx.Err(); err != nil {
 		return taken, context.Cause(ctx)
@@ -197,4 +205,18 @@ func poolBatch(ctx context.Context, p *pool, msgs iter.Seq[Message], done func(i
 			continue // a new connection for the rest
 		}
 	}
+}
+
+// SendBatch sends messages over pooled LMTP connections one after another,
+// as [SMTP.SendBatch] does; each recipient of each message gets its own
+// outcome.
+func (t *LMTP) SendBatch(ctx context.Context, msgs iter.Seq[Message], done func(i int, res *Result, err error)) error {
+	cfg, err := t.config()
+	if err != nil {
+		return &OpError{Op: OpDial, Addr: t.Addr, Err: err}
+	}
+	if t.Pool.MaxIdleConns < 0 {
+		return poolBatch(ctx, newPool(cfg, PoolConfig{}), msgs, done, true)
+	}
+	return poolBatch(ctx, t.getPool(cfg), msgs, done, false)
 }

@@ -217,7 +217,7 @@ func classify(op Op, err error) error {
 	if errors.As(err, &se) {
 		return ErrPermanent
 	}
-	if isTLSErr(err) || errors.Is(err, ErrInsecureAuth) {
+	if isTLSErr(err) || isTLSAlert(err) || errors.Is(err, ErrInsecureAuth) {
 		return nil
 	}
 	if re != nil || isNetErr(err) || isProtocolErr(err) {
@@ -277,6 +277,13 @@ func isTLSErr(err error) bool {
 	)
 	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &hn) ||
 		errors.As(err, &ci) || errors.As(err, &rec) || errors.As(err, &ae) || errors.Is(err, ErrTLS)
+}
+
+// isTLSAlert reports whether err is a TLS alert, which crypto/tls reports
+// as a *net.OpError with Op "remote error" or "local error".
+func isTLSAlert(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && (oe.Op == "remote error" || oe.Op == "local error")
 }
 
 // ErrTLS is wrapped by errors from the TLS layer that the crypto/tls package

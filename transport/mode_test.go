@@ -609,3 +609,24 @@ func TestChunkedOrNot(t *testing.T) {
 		}
 	})
 }
+
+func TestPreTLSExtensions(t *testing.T) {
+	s := smtptest.NewStartTLSServer()
+	defer s.Close()
+	tr := s.Transport()
+	defer tr.Close()
+	c, err := tr.Dial(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, ok := c.PreTLSExtensions()["STARTTLS"]; !ok {
+		t.Errorf("PreTLSExtensions = %v, want STARTTLS", c.PreTLSExtensions())
+	}
+	if ok, _ := c.Extension("STARTTLS"); ok {
+		t.Error("STARTTLS still advertised after TLS")
+	}
+	if c.TLSConnectionState() == nil {
+		t.Error("no TLS state")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"strconv"
 	"sync"
 	"time"
@@ -81,6 +82,11 @@ type pipe struct {
 	q    []expect
 	head int
 	lost error // set once the connection failed during this call
+	// closing is the 421 reply after which the server is closing the
+	// connection: nothing more is written, but the replies still due are
+	// read, briefly, so that what the server did with commands already sent
+	// is known rather than guessed.
+	closing error
 
 	chunk *chunkState
 }
@@ -103,7 +109,7 @@ func (p *pipe) push(k kind, t *tx, idx int) {
 // write buffers one command line for t; a refused line (which cannot
 // happen for lines built by buildCommands) fails the connection.
 func (p *pipe) write(t *tx, k kind, idx int, line string) bool {
-	if p.lost != nil {
+	if p.lost != nil || p.closing != nil {
 		return false
 	}
 	if err := p.c.w.WriteCommand(line); err != nil {
@@ -132,10 +138,20 @@ func (p *pipe) readOne() bool {
 		return false
 	}
 	e := p.q[p.head]
-	p.c.w.SetDeadline(e.kind.ceiling())
+	ceiling := e.kind.ceiling()
+	if p.closing != nil {
+		ceiling = timeoutQuit
+	}
+	p.c.w.SetDeadline(ceiling)
 	rep, err := p.c.w.ReadReply()
 	if err != nil {
 		p.fail(err)
+		return false
+	}
+	if rep.Intermediate() && !(e.kind == kData && rep.Code == 354) {
+		// A 3yz where none is due: the conversation is out of step, and
+		// nothing after this reply can be trusted.
+		p.fail(&ProtocolError{Reason: "unexpected " + strconv.Itoa(rep.Code) + " reply"})
 		return false
 	}
 	p.c.proven = true
@@ -163,10 +179,37 @@ func (p *pipe) until(cond func() bool) {
 
 // finish flushes and reads every reply still due.
 func (p *pipe) finish() {
-	if p.outstanding() > 0 && p.flush() {
+	if p.outstanding() > 0 && (p.closing != nil || p.flush()) {
 		for p.readOne() {
 		}
 	}
+}
+
+// dataInFlight reports whether a transaction whose data was written whole
+// still waits for its end-of-data reply.
+func (p *pipe) dataInFlight() bool {
+	for i := p.head; i < len(p.q); i++ {
+		if t := p.q[i].t; t.endWritten && !t.finished {
+			return true
+		}
+	}
+	return false
+}
+
+// settle gives a transaction that could not run to its end (nothing more
+// could be written after a 421 or a loss) its final outcomes.
+func (p *pipe) settle(t *tx) {
+	if t.finished {
+		return
+	}
+	cause := p.lost
+	if cause == nil {
+		cause = p.closing
+	}
+	if cause == nil {
+		cause = net.ErrClosed
+	}
+	t.lose(kMail, cause, p.c.w.Written())
 }
 
 // fail handles a lost connection (or a write refused by the choke point):
@@ -242,8 +285,9 @@ func (t *tx) setErr(err error) {
 func (p *pipe) apply(e expect, rep *wire.Reply) {
 	t, c := e.t, p.c
 	if rep.Code == 421 {
-		// The server is closing the channel: this command failed, and
-		// nothing after it was processed.
+		// The server is closing the channel: this command failed. Replies
+		// still due are read until the server closes; those it never sends
+		// are settled by the loss (unknown only for data it may have).
 		re := replyErr(rep)
 		if !t.finished {
 			oe := c.cfg.opErr(e.kind.op(), re)
@@ -254,9 +298,18 @@ func (p *pipe) apply(e expect, rep *wire.Reply) {
 			t.failOpen(TempFailed, rep, oe)
 			t.setErr(oe)
 			t.finished = true
+			t.ended = true
 		}
 		p.traceReply(e, rep, re)
-		p.abandon(re)
+		c.broken = re
+		if !p.dataInFlight() {
+			// Nothing written after this command can have been delivered.
+			p.abandon(re)
+			return
+		}
+		if p.closing == nil {
+			p.closing = re
+		}
 		return
 	}
 	switch e.kind {
@@ -300,6 +353,12 @@ func (p *pipe) apply(e expect, rep *wire.Reply) {
 		t.dataDone = true
 		if rep.Code == 354 {
 			t.dataReady = true
+			if p.closing != nil {
+				// Never send data, not even an empty message, to a server
+				// that said it is closing: drop the connection instead.
+				p.fail(p.closing)
+				return
+			}
 			if t.mailFailed || len(t.pending) == 0 || t.finished {
 				// Every recipient was refused but the server wants the
 				// data: send an empty message it must refuse (RFC 2920 3.1).
@@ -501,7 +560,7 @@ func withHoldBody(ctx context.Context) context.Context {
 // body sends t's message, with DATA or BDAT, once the replies it depends on
 // are known.
 func (p *pipe) body(t *tx) {
-	if t.finished || p.lost != nil {
+	if t.finished || p.lost != nil || p.closing != nil {
 		return
 	}
 	c := p.c
@@ -540,7 +599,7 @@ func (p *pipe) body(t *tx) {
 		}
 	}
 	p.until(func() bool { return t.dataDone || t.finished })
-	if !t.dataReady || t.finished || p.lost != nil || t.ended {
+	if !t.dataReady || t.finished || p.lost != nil || p.closing != nil || t.ended {
 		return
 	}
 	p.data(t)

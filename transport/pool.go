@@ -121,10 +121,12 @@ func (p *pool) get(ctx context.Context) (c *Conn, reused bool, err error) {
 			c = p.idle[len(p.idle)-1]
 			p.idle = p.idle[:len(p.idle)-1]
 			if time.Since(c.idleSince) > p.idleTime || c.key != p.key || c.w.Stale() {
-				p.open--
+				// Close before the slot is freed, so that MaxConns counts
+				// every socket still open.
 				p.mu.Unlock()
 				c.closeNow()
 				p.mu.Lock()
+				p.open--
 				continue
 			}
 			p.mu.Unlock()
@@ -194,10 +196,9 @@ func (p *pool) put(c *Conn) {
 	c.mu.Unlock()
 	p.mu.Lock()
 	if !healthy || p.closed || len(p.idle) >= p.maxIdle {
-		p.open--
 		p.mu.Unlock()
-		c.Close()
-		p.wakeOne()
+		c.closeQuiet()
+		p.release()
 		return
 	}
 	c.idleSince = time.Now()
@@ -225,7 +226,6 @@ func (p *pool) reap() {
 	for _, c := range p.idle {
 		if time.Since(c.idleSince) >= p.idleTime {
 			expired = append(expired, c)
-			p.open--
 		} else {
 			keep = append(keep, c)
 		}
@@ -239,8 +239,8 @@ func (p *pool) reap() {
 	}
 	p.mu.Unlock()
 	for _, c := range expired {
-		c.Close()
-		p.wakeOne()
+		c.closeQuiet()
+		p.release()
 	}
 }
 
@@ -250,7 +250,6 @@ func (p *pool) closeIdle(shut bool) {
 	p.mu.Lock()
 	idle := p.idle
 	p.idle = nil
-	p.open -= len(idle)
 	if shut {
 		p.closed = true
 		if p.timer != nil {
@@ -264,7 +263,8 @@ func (p *pool) closeIdle(shut bool) {
 	}
 	p.mu.Unlock()
 	for _, c := range idle {
-		c.Close()
+		c.closeQuiet()
+		p.release()
 	}
 	for _, w := range waiters {
 		w <- struct{}{}

@@ -501,3 +501,59 @@ func TestBatchPipelinesAcrossTransactions(t *testing.T) {
 		}
 	})
 }
+
+// TestBatch421MidStreamNeverMisreports sends a batch to a server that
+// answers 421 to one message's data but, unlike a compliant server, goes on
+// processing what was already sent. No message the server accepted may be
+// reported as certainly undelivered, and none reported accepted may be
+// missing.
+func TestBatch421MidStreamNeverMisreports(t *testing.T) {
+	for _, bdat := range []bool{false, true} {
+		t.Run(fmt.Sprintf("bdat=%v", bdat), func(t *testing.T) {
+			s, tr, _ := pooledServer(t, func(s *smtptest.Server) {
+				s.Data = func(m *smtptest.Message) error {
+					if strings.Contains(string(m.Data), "X-Index: 2\r\n") {
+						return &transport.ReplyError{Code: 421, EnhancedCode: transport.EnhancedCode{4, 3, 2}, Message: "going down"}
+					}
+					return nil
+				}
+			})
+			tr.DisableChunking = !bdat
+			c, err := tr.Dial(ctx(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			const n = 52
+			msgs := func(yield func(transport.Message) bool) {
+				for i := range n {
+					body := fmt.Sprintf("Subject: %d\r\nX-Index: %d\r\n\r\nbody\r\n", i, i)
+					if !yield(transport.Message{Envelope: envelope.New("a@example.org", "b@example.org"), Body: strings.NewReader(body)}) {
+						return
+					}
+				}
+			}
+			outcome := map[int]transport.Outcome{}
+			c.SendBatch(ctx(t), msgs, func(i int, res *transport.Result, err error) {
+				outcome[i] = res.Rcpts[0].Outcome
+			})
+			stored := map[int]bool{}
+			for _, m := range s.Messages() {
+				var i int
+				fmt.Sscanf(string(m.Data), "Subject: %d", &i)
+				stored[i] = true
+			}
+			for i, o := range outcome {
+				switch {
+				case stored[i] && o != transport.Accepted && o != transport.Unknown:
+					t.Errorf("message %d was accepted by the server but reported %v", i, o)
+				case !stored[i] && o == transport.Accepted:
+					t.Errorf("message %d reported accepted but the server has no copy", i)
+				}
+			}
+			if outcome[2] != transport.TempFailed {
+				t.Errorf("message 2 (the 421) = %v", outcome[2])
+			}
+		})
+	}
+}

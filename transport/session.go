@@ -73,7 +73,8 @@ type Conn struct {
 	w          *wire.Conn
 	greeting   string
 	ext        wire.Extensions
-	helo       bool // the server did not take EHLO; HELO was used
+	preTLS     wire.Extensions // the extensions offered before STARTTLS
+	helo       bool            // the server did not take EHLO; HELO was used
 	tls        *tls.ConnectionState
 	authed     string    // mechanism used, "" if none
 	clientCert bool      // a TLS client certificate was presented
@@ -300,7 +301,7 @@ func (c *Conn) handshake(ctx context.Context) error {
 	err := tc.HandshakeContext(ctx)
 	smtptrace.Done(ctx, smtptrace.PhaseTLS, smtptrace.PhaseInfo{Index: -1, Err: err})
 	if err != nil {
-		if !isContextErr(err) && !isTLSErr(err) && !isNetErr(err) {
+		if !isContextErr(err) && !isTLSErr(err) && (!isNetErr(err) || isTLSAlert(err)) {
 			err = fmt.Errorf("%w: %w", ErrTLS, err)
 		}
 		return c.fail(ctx, OpStartTLS, err)
@@ -343,6 +344,7 @@ func (c *Conn) startTLS(ctx context.Context) error {
 		return err
 	}
 	// RFC 3207 4.2: forget everything learnt in clear and say EHLO again.
+	c.preTLS = c.ext
 	c.ext = nil
 	return c.hello(ctx)
 }
@@ -544,20 +546,41 @@ func (c *Conn) abandon() {
 	c.broken = net.ErrClosed
 }
 
-// Close sends QUIT and closes the connection. A failed QUIT is not an
-// error: whatever was delivered stays delivered.
+// Close sends QUIT, waits briefly for the reply and closes the connection.
+// A failed QUIT is not an error: whatever was delivered stays delivered.
 func (c *Conn) Close() error {
+	return c.CloseContext(context.Background())
+}
+
+// CloseContext is Close with a context bounding the wait for the QUIT
+// reply; a context already done closes at once, without QUIT.
+func (c *Conn) CloseContext(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return nil
 	}
 	c.closed = true
-	ctx := context.Background()
-	unbind := c.w.Bind(ctx)
-	c.quit(ctx)
-	unbind()
+	if ctx.Err() == nil {
+		unbind := c.w.Bind(ctx)
+		c.quit(ctx)
+		unbind()
+	}
 	return c.w.Close()
+}
+
+// closeQuiet sends QUIT without waiting for the reply and closes the
+// connection: for idle connections a pool lets go, where waiting for each
+// reply would hold up the caller.
+func (c *Conn) closeQuiet() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.closed = true
+	c.abandon()
+	c.w.Close()
 }
 
 // Extensions returns the service extensions the server advertised in its
@@ -568,6 +591,23 @@ func (c *Conn) Extensions() map[string]string {
 	defer c.mu.Unlock()
 	m := make(map[string]string, len(c.ext))
 	for k, v := range c.ext {
+		m[k] = v
+	}
+	return m
+}
+
+// PreTLSExtensions returns the extensions the server advertised in clear,
+// before STARTTLS; nil if the session did not upgrade with STARTTLS. They
+// are informational only (mailwire never acts on them): `mailwire probe`
+// shows them.
+func (c *Conn) PreTLSExtensions() map[string]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.preTLS == nil {
+		return nil
+	}
+	m := make(map[string]string, len(c.preTLS))
+	for k, v := range c.preTLS {
 		m[k] = v
 	}
 	return m

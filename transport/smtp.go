@@ -173,6 +173,6 @@ func sendOnce(ctx context.Context, cfg *sessionConfig, env *envelope.Envelope, m
 		return res, err
 	}
 	res, err := c.Send(ctx, env, msg)
-	c.Close()
+	c.CloseContext(ctx)
 	return res, err
 }

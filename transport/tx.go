@@ -122,6 +122,7 @@ func (c *Conn) send(ctx context.Context, env *envelope.Envelope, msg io.Reader) 
 	p.start(t, c.dirty)
 	p.body(t)
 	p.finish()
+	p.settle(t)
 	p.release()
 	c.dirty = !t.ended
 	return t.res, t.finalErr()

@@ -26,22 +26,23 @@ Hello Bob,
 .this line starts with a dot and is dot-stuffed on the wire.
 `
 
+const demoUsage = `Usage: mailwire demo [--quiet]
+
+Starts in-process SMTP and LMTP servers on loopback and a Unix socket and
+sends one message through plain SMTP, STARTTLS, implicit TLS and LMTP,
+printing each recipient's outcome and the redacted transcript. No network
+access is needed.
+
+Flags:`
+
 // demo starts embedded servers and sends the same message through each
 // security mode, printing per-recipient results and the redacted
 // transcript.
 func demo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	quiet := fs.Bool("quiet", false, "print results only, without transcripts")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: mailwire demo [--quiet]\n\nStarts in-process SMTP and LMTP servers on loopback and a Unix socket and\nsends one message through plain SMTP, STARTTLS, implicit TLS and LMTP.\nNo network access is needed.")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return exitOK
-		}
-		return exitUsage
+	if _, code, ok := parseCommand(fs, args, demoUsage, stdout, stderr); !ok {
+		return code
 	}
 	refuse := func(to string, _ smtptest.RcptOptions) error {
 		if strings.HasPrefix(to, "nobody@") {

@@ -1,0 +1,396 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/mailwire/mailwire/envelope"
+	"github.com/mailwire/mailwire/transport"
+)
+
+// A msgSource yields the messages of a batch one at a time.
+type msgSource interface {
+	// Next returns the next message, or io.EOF after the last. A message
+	// that cannot be read has err set. The reader of a message is valid
+	// until the next call.
+	Next() (*sourceMsg, error)
+	// Total returns the number of messages, or -1 if it is not known.
+	Total() int
+	Close() error
+}
+
+// sourceMsg is one message of a batch.
+type sourceMsg struct {
+	name string    // file name, or mbox name and index
+	r    io.Reader // the message
+	size int64     // its size if known, else 0
+	err  error     // why it cannot be read
+}
+
+// A batchSender sends a sequence of messages and reports each outcome, in
+// order; the shape is transport.SMTP's SendBatch.
+type batchSender interface {
+	SendBatch(ctx context.Context, msgs iter.Seq[transport.Message], done func(i int, res *transport.Result, err error)) error
+}
+
+// newBatchSender returns how a batch reaches tgt. It is the one place that
+// decides how the messages of a batch share connections.
+//
+// For SMTP and LMTP it returns a connBatch: one session (SMTP.Dial or
+// LMTP.Dial), one Conn.Send per message, and a new session when one
+// breaks. To move to the connection pool and its cross-transaction
+// pipelining, return tgt.smtp here: *transport.SMTP has a SendBatch of
+// this shape. That waits on one fix in the transport: when a connection
+// fails (a 421 at the end of one message's data), SendBatch reports the
+// transactions it had already written behind it as temp-failed, certainly
+// not delivered, although the server may have received and accepted them
+// (smtptest does): sending those again would duplicate them.
+//
+// A transport a configuration wrapped in middleware gets one Send per
+// message; the pooled transport inside reuses its connections.
+func newBatchSender(tgt *target) batchSender {
+	switch {
+	case tgt.wrapped:
+	case tgt.smtp != nil:
+		return &connBatch{dial: tgt.smtp.Dial}
+	case tgt.lmtp != nil:
+		return &connBatch{dial: tgt.lmtp.Dial}
+	}
+	return sendEach{tgt.tr}
+}
+
+// sendEach sends a batch with one Send per message.
+type sendEach struct{ tr transport.Transport }
+
+func (s sendEach) SendBatch(ctx context.Context, msgs iter.Seq[transport.Message], done func(int, *transport.Result, error)) error {
+	i := 0
+	for m := range msgs {
+		res, err := s.tr.Send(ctx, m.Envelope, m.Body)
+		done(i, res, err)
+		i++
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+	}
+	return nil
+}
+
+// connBatch sends a batch over one session, one transaction at a time, and
+// opens a new session when one breaks. It stops when it cannot connect.
+type connBatch struct {
+	dial func(context.Context) (*transport.Conn, error)
+}
+
+func (b *connBatch) SendBatch(ctx context.Context, msgs iter.Seq[transport.Message], done func(int, *transport.Result, error)) error {
+	var conn *transport.Conn
+	sent := 0 // transactions on conn
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
+	i := 0
+	for m := range msgs {
+		var res *transport.Result
+		var err error
+		for attempt := 0; ; attempt++ {
+			if conn == nil {
+				if conn, err = b.dial(ctx); err != nil {
+					conn = nil
+					done(i, failedResult(m.Envelope, err), err)
+					return err
+				}
+				sent = 0
+			}
+			cr := &countingReader{r: m.Body}
+			res, err = conn.Send(ctx, m.Envelope, cr)
+			reused := sent > 0
+			sent++
+			if err == nil || !connFailed(err) {
+				break
+			}
+			conn.Close()
+			conn = nil
+			// A server that closed a connection while it sat idle between
+			// two messages makes the next fail at MAIL, before any of the
+			// message was read or delivered: that one goes again, once, on
+			// a new connection.
+			var oe *transport.OpError
+			if attempt > 0 || !reused || cr.n > 0 || !errors.As(err, &oe) || oe.Op != transport.OpMail ||
+				errors.Is(err, transport.ErrPermanent) || ctx.Err() != nil {
+				break
+			}
+		}
+		done(i, res, err)
+		i++
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+	}
+	return nil
+}
+
+// connFailed reports whether err leaves the session unusable. Refused
+// recipients (an aggregate of RcptErrors), an envelope refused locally and
+// a refused sender do not; anything else that failed the whole transaction
+// is taken to.
+func connFailed(err error) bool {
+	oe, ok := err.(*transport.OpError)
+	if !ok {
+		return false
+	}
+	switch oe.Op {
+	case transport.OpEnvelope:
+		return false
+	case transport.OpMail:
+		var re *transport.ReplyError
+		return !errors.As(err, &re) || re.Code == 421
+	}
+	return true
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// failedResult is the Result of a message that could not be sent because
+// the connection could not be opened.
+func failedResult(env *envelope.Envelope, err error) *transport.Result {
+	if env == nil {
+		return nil
+	}
+	res := &transport.Result{}
+	o := transport.PermFailed
+	if errors.Is(err, transport.ErrTransient) {
+		o = transport.TempFailed
+	}
+	for _, r := range env.To {
+		res.Rcpts = append(res.Rcpts, transport.RcptResult{Addr: r.Addr, Outcome: o, Err: err, Attempts: 1})
+	}
+	return res
+}
+
+// batch sends the messages of a source and reports on each.
+type batch struct {
+	tgt      *target
+	spec     envSpec
+	src      msgSource
+	timeout  time.Duration
+	stdout   io.Writer
+	stderr   io.Writer
+	quiet    bool
+	progress bool
+
+	start                              time.Time
+	done, sent, partial, failed, total int
+	status                             int
+	barShown                           bool
+}
+
+// errStalled cancels a batch in which no message completed for --timeout.
+var errStalled = errors.New("no message completed within --timeout")
+
+// run sends every message and returns the batch's exit status: that of its
+// worst message.
+func (b *batch) run(ctx context.Context) int {
+	b.start = time.Now()
+	b.total = b.src.Total()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	// --timeout bounds each message: the batch stops when none completes
+	// for that long.
+	watchdog := time.AfterFunc(b.timeout, func() { cancel(errStalled) })
+	defer watchdog.Stop()
+
+	var (
+		names    []string
+		prepErrs = map[int]error{}
+		srcErr   error
+	)
+	msgs := func(yield func(transport.Message) bool) {
+		for ctx.Err() == nil {
+			sm, err := b.src.Next()
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				srcErr = err
+				return
+			}
+			i := len(names)
+			names = append(names, sm.name)
+			m := transport.Message{Envelope: &envelope.Envelope{}, Body: strings.NewReader("")}
+			if sm.err != nil {
+				prepErrs[i] = sm.err
+			} else if pm, err := prepareMessage(sm.r, b.spec); err != nil {
+				// Sent as an empty envelope that the transport refuses
+				// before any command, so that the report stays in order.
+				prepErrs[i] = err
+			} else {
+				pm.env.Size = sm.size
+				m = transport.Message{Envelope: pm.env, Body: pm.body}
+			}
+			if !yield(m) {
+				return
+			}
+		}
+	}
+	b.draw()
+	err := newBatchSender(b.tgt).SendBatch(ctx, msgs, func(i int, res *transport.Result, err error) {
+		watchdog.Reset(b.timeout)
+		if pe := prepErrs[i]; pe != nil {
+			res, err = nil, pe
+		}
+		b.status = worse(b.status, b.one(names[i], res, err))
+	})
+	transport.CloseIdleConnections(b.tgt.tr)
+	b.clearBar()
+	stopped := ""
+	switch {
+	case srcErr != nil:
+		fmt.Fprintf(b.stderr, "%s: %s\n", prog, oneLine(srcErr.Error()))
+		b.status = worse(b.status, statusOf(srcErr))
+		stopped = "unreadable input"
+	case context.Cause(ctx) == errStalled:
+		fmt.Fprintf(b.stderr, "%s: stopping: %v\n", prog, errStalled)
+		b.status = worse(b.status, exitTempFail)
+		stopped = "timeout"
+	case ctx.Err() != nil:
+		b.status = worse(b.status, exitTempFail)
+		stopped = "interrupted"
+	case err != nil:
+		fmt.Fprintf(b.stderr, "%s: stopping: %s\n", prog, oneLine(err.Error()))
+		b.status = worse(b.status, exitCode(nil, err))
+		stopped = "cannot connect"
+	}
+	elapsed := time.Since(b.start)
+	rate := 0.0
+	if elapsed > 0 {
+		rate = float64(b.done) / elapsed.Seconds()
+	}
+	summary := fmt.Sprintf("%d sent, %d partial, %d failed", b.sent, b.partial, b.failed)
+	if b.total >= 0 && b.done < b.total {
+		summary += fmt.Sprintf(", %d not attempted", b.total-b.done)
+	}
+	summary += fmt.Sprintf(" (%d messages) in %s, %.1f msgs/s", b.done, roundDuration(elapsed), rate)
+	if stopped != "" {
+		summary += "; stopped: " + stopped
+	}
+	fmt.Fprintln(b.stdout, summary)
+	return b.status
+}
+
+// one prints the line of one message and returns its status.
+func (b *batch) one(name string, res *transport.Result, err error) int {
+	b.done++
+	accepted := res.Count(transport.Accepted)
+	switch {
+	case err == nil:
+		b.sent++
+		b.line("ok", name, strings.TrimPrefix(acceptedSummary(res), "sent: "), false)
+	case accepted > 0:
+		b.partial++
+		var refused []string
+		for _, rr := range res.Rcpts {
+			if rr.Outcome != transport.Accepted {
+				refused = append(refused, describeRcpt(rr))
+			}
+		}
+		b.line("partial", name, fmt.Sprintf("%d/%d recipients accepted; refused %s",
+			accepted, len(res.Rcpts), strings.Join(refused, "; ")), true)
+	default:
+		b.failed++
+		b.line("failed", name, oneLine(err.Error()), true)
+	}
+	return exitCode(res, err)
+}
+
+// line prints one message's result, above the progress bar.
+func (b *batch) line(kind, name, text string, problem bool) {
+	if b.quiet && !problem {
+		b.draw()
+		return
+	}
+	b.clearBar()
+	fmt.Fprintf(b.stdout, "%-7s %s: %s\n", kind, name, text)
+	b.draw()
+}
+
+// draw shows the progress bar on the terminal.
+func (b *batch) draw() {
+	if !b.progress {
+		return
+	}
+	width := 80
+	if f, ok := b.stderr.(*os.File); ok {
+		if w, _, err := term.GetSize(int(f.Fd())); err == nil && w > 20 {
+			width = w
+		}
+	}
+	elapsed := time.Since(b.start).Seconds()
+	rate := 0.0
+	if elapsed > 0 {
+		rate = float64(b.done) / elapsed
+	}
+	counts := fmt.Sprintf("  ok %d  partial %d  failed %d  %.1f msgs/s", b.sent, b.partial, b.failed, rate)
+	var head string
+	if b.total > 0 {
+		pct := b.done * 100 / b.total
+		head = fmt.Sprintf(" %d/%d %3d%%", b.done, b.total, pct)
+		barWidth := width - len(head) - len(counts) - 3
+		if barWidth > 40 {
+			barWidth = 40
+		}
+		if barWidth >= 10 {
+			filled := barWidth * b.done / b.total
+			head = "[" + strings.Repeat("#", filled) + strings.Repeat("-", barWidth-filled) + "]" + head
+		}
+	} else {
+		head = fmt.Sprintf("[%d sent so far]", b.done)
+	}
+	text := head + counts
+	if len(text) > width-1 {
+		text = text[:width-1]
+	}
+	fmt.Fprint(b.stderr, "\r\x1b[K"+text)
+	b.barShown = true
+}
+
+// clearBar erases the progress bar before other output.
+func (b *batch) clearBar() {
+	if b.barShown {
+		fmt.Fprint(b.stderr, "\r\x1b[K")
+		b.barShown = false
+	}
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func roundDuration(d time.Duration) time.Duration {
+	switch {
+	case d > time.Minute:
+		return d.Round(time.Second)
+	case d > time.Second:
+		return d.Round(10 * time.Millisecond)
+	}
+	return d.Round(time.Millisecond)
+}

@@ -1,0 +1,141 @@
+// Package stamp provides a middleware that adds a header field to every
+// message, such as "X-Sent-By: billing-service", and registers it with
+// package config as "header-stamp", so that a configuration file selects it
+// by name once a program imports this package:
+//
+//	import _ "github.com/mailwire/mailwire/examples/custom-middleware/stamp"
+//
+//	middleware:
+//	  - name: header-stamp
+//	    with: {field: X-Sent-By, value: billing-service}
+//
+// It follows the rules of docs/middleware.md: it never modifies the
+// caller's envelope (it sends a copy when it must change the declared
+// size), never reads the message ahead or buffers it, keeps the message
+// rewindable for a retry middleware inside it, and has an Unwrap method.
+package stamp
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/mailwire/mailwire/config"
+	"github.com/mailwire/mailwire/envelope"
+	"github.com/mailwire/mailwire/middleware"
+	"github.com/mailwire/mailwire/transport"
+)
+
+// Name is the name the middleware is registered under.
+const Name = "header-stamp"
+
+func init() { config.RegisterMiddleware(Name, fromConfig) }
+
+// params are the keys under with.
+type params struct {
+	Field string `yaml:"field"`
+	Value string `yaml:"value"`
+}
+
+// fromConfig is the config.MiddlewareFunc of header-stamp.
+func fromConfig(p *config.Params) (middleware.Middleware, error) {
+	var sp params
+	if err := p.Decode(&sp); err != nil { // strict: unknown keys and wrong types name their line
+		return nil, err
+	}
+	if err := checkField(sp.Field); err != nil {
+		return nil, p.Errorf("field", "%v", err) // names the file, line and key
+	}
+	if err := checkValue(sp.Value); err != nil {
+		return nil, p.Errorf("value", "%v", err)
+	}
+	return New(sp.Field, sp.Value)
+}
+
+// New returns a Middleware that puts the header field "field: value" at
+// the top of each message. It fails if field is not a valid field name
+// (RFC 5322: printable ASCII but ":") or value holds a control character.
+func New(field, value string) (middleware.Middleware, error) {
+	if err := checkField(field); err != nil {
+		return nil, err
+	}
+	if err := checkValue(value); err != nil {
+		return nil, err
+	}
+	line := field + ": " + value + "\r\n"
+	return func(next transport.Transport) transport.Transport {
+		return &stamp{next: next, line: line}
+	}, nil
+}
+
+func checkField(f string) error {
+	switch {
+	case f == "":
+		return fmt.Errorf("required: a header field name such as X-Sent-By")
+	case len(f) > 76:
+		return fmt.Errorf("field name longer than 76 characters")
+	}
+	for _, c := range []byte(f) {
+		if c < 33 || c > 126 || c == ':' {
+			return fmt.Errorf("%q is not a header field name (printable ASCII without spaces or colons)", f)
+		}
+	}
+	return nil
+}
+
+func checkValue(v string) error {
+	if strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) {
+		return fmt.Errorf("value holds a control character")
+	}
+	return nil
+}
+
+type stamp struct {
+	next transport.Transport
+	line string // "Field: value\r\n"
+}
+
+var _ transport.Transport = (*stamp)(nil)
+
+// Unwrap lets transport.CloseIdleConnections reach the wrapped transport.
+func (s *stamp) Unwrap() transport.Transport { return s.next }
+
+func (s *stamp) Send(ctx context.Context, env *envelope.Envelope, msg io.Reader) (*transport.Result, error) {
+	if env != nil && env.Size > 0 {
+		// The declared size grows by the new line; the caller's envelope
+		// must not change, so the copy does.
+		env = env.Clone()
+		env.Size += int64(len(s.line))
+	}
+	return s.next.Send(ctx, env, s.body(msg))
+}
+
+// body returns the stamped message: the new line, then msg, read as the
+// transport reads it. If msg can seek, the result can be read again from
+// its start through Reopen, the method by which a retry middleware inside
+// this one rewinds a body (retry.Reopener).
+func (s *stamp) body(msg io.Reader) io.Reader {
+	r := io.MultiReader(strings.NewReader(s.line), msg)
+	if sk, ok := msg.(io.ReadSeeker); ok {
+		if start, err := sk.Seek(0, io.SeekCurrent); err == nil {
+			return &reopenable{Reader: r, line: s.line, msg: sk, start: start}
+		}
+	}
+	return r
+}
+
+type reopenable struct {
+	io.Reader
+	line  string
+	msg   io.ReadSeeker
+	start int64
+}
+
+// Reopen returns the stamped message from its start again.
+func (r *reopenable) Reopen() (io.Reader, error) {
+	if _, err := r.msg.Seek(r.start, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return io.MultiReader(strings.NewReader(r.line), r.msg), nil
+}

@@ -1,0 +1,75 @@
+package stamp_test
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mailwire/mailwire/envelope"
+	"github.com/mailwire/mailwire/examples/custom-middleware/stamp"
+	"github.com/mailwire/mailwire/middleware"
+	"github.com/mailwire/mailwire/middleware/retry"
+	"github.com/mailwire/mailwire/transport"
+	"github.com/mailwire/mailwire/transport/smtptest"
+)
+
+// With a retry middleware inside it, a message refused after its data is
+// sent again from its start, stamped once, and the caller's envelope is
+// unchanged.
+func TestStampRewindsForRetry(t *testing.T) {
+	srv := smtptest.NewUnstartedServer()
+	var failed atomic.Bool
+	srv.Data = func(*smtptest.Message) error {
+		if failed.CompareAndSwap(false, true) {
+			return &transport.ReplyError{Code: 451, EnhancedCode: transport.EnhancedCode{4, 3, 0}, Message: "try again"}
+		}
+		return nil
+	}
+	srv.Start()
+	defer srv.Close()
+
+	mw, err := stamp.New("X-Sent-By", "billing-service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := middleware.Chain(mw, retry.New(retry.WithBackoff(func(int) time.Duration { return 0 })))(srv.Transport())
+	msg := "Subject: hi\r\n\r\nHello.\r\n"
+	env := envelope.New("alice@example.org", "bob@example.org")
+	env.Size = int64(len(msg))
+	res, err := tr.Send(context.Background(), env, strings.NewReader(msg))
+	if err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	if res.Rcpts[0].Attempts != 2 {
+		t.Errorf("attempts = %d, want 2", res.Rcpts[0].Attempts)
+	}
+	if env.Size != int64(len(msg)) {
+		t.Errorf("the caller's envelope changed: Size %d", env.Size)
+	}
+	ms := srv.Messages()
+	if len(ms) != 1 {
+		t.Fatalf("%d messages delivered, want 1", len(ms))
+	}
+	want := "X-Sent-By: billing-service\r\n" + msg
+	if got := string(ms[0].Data); got != want {
+		t.Errorf("delivered %q, want %q", got, want)
+	}
+	if ms[0].MailOptions.Size != int64(len(want)) {
+		t.Errorf("SIZE=%d, want %d", ms[0].MailOptions.Size, len(want))
+	}
+}
+
+func TestNewRefusesBadFields(t *testing.T) {
+	for _, tt := range []struct{ field, value string }{
+		{"", "v"}, {"X Bad", "v"}, {"X:Bad", "v"}, {"X-Ok", "line\r\nBcc: evil@example.org"},
+	} {
+		if _, err := stamp.New(tt.field, tt.value); err == nil {
+			t.Errorf("New(%q, %q) succeeded", tt.field, tt.value)
+		}
+	}
+	if _, err := stamp.New("X-Ok", "tab\tok"); err != nil {
+		t.Errorf("New with a tab: %v", err)
+	}
+}
