@@ -44,25 +44,17 @@ type batchSender interface {
 // newBatchSender returns how a batch reaches tgt. It is the one place that
 // decides how the messages of a batch share connections.
 //
-// For SMTP and LMTP it returns a connBatch: one session (SMTP.Dial or
-// LMTP.Dial), one Conn.Send per message, and a new session when one
-// breaks. To move to the connection pool and its cross-transaction
-// pipelining, return tgt.smtp here: *transport.SMTP has a SendBatch of
-// this shape. That waits on one fix in the transport: when a connection
-// fails (a 421 at the end of one message's data), SendBatch reports the
-// transactions it had already written behind it as temp-failed, certainly
-// not delivered, although the server may have received and accepted them
-// (smtptest does): sending those again would duplicate them.
-//
-// A transport a configuration wrapped in middleware gets one Send per
-// message; the pooled transport inside reuses its connections.
+// SMTP and LMTP targets send through their own SendBatch: pooled
+// connections with pipelining across transactions, a new connection when
+// one breaks. A transport a configuration wrapped in middleware gets one
+// Send per message; the pooled transport inside reuses its connections.
 func newBatchSender(tgt *target) batchSender {
 	switch {
 	case tgt.wrapped:
 	case tgt.smtp != nil:
-		return &connBatch{dial: tgt.smtp.Dial}
+		return tgt.smtp
 	case tgt.lmtp != nil:
-		return &connBatch{dial: tgt.lmtp.Dial}
+		return tgt.lmtp
 	}
 	return sendEach{tgt.tr}
 }
@@ -81,108 +73,6 @@ func (s sendEach) SendBatch(ctx context.Context, msgs iter.Seq[transport.Message
 		}
 	}
 	return nil
-}
-
-// connBatch sends a batch over one session, one transaction at a time, and
-// opens a new session when one breaks. It stops when it cannot connect.
-type connBatch struct {
-	dial func(context.Context) (*transport.Conn, error)
-}
-
-func (b *connBatch) SendBatch(ctx context.Context, msgs iter.Seq[transport.Message], done func(int, *transport.Result, error)) error {
-	var conn *transport.Conn
-	sent := 0 // transactions on conn
-	defer func() {
-		if conn != nil {
-			conn.Close()
-		}
-	}()
-	i := 0
-	for m := range msgs {
-		var res *transport.Result
-		var err error
-		for attempt := 0; ; attempt++ {
-			if conn == nil {
-				if conn, err = b.dial(ctx); err != nil {
-					conn = nil
-					done(i, failedResult(m.Envelope, err), err)
-					return err
-				}
-				sent = 0
-			}
-			cr := &countingReader{r: m.Body}
-			res, err = conn.Send(ctx, m.Envelope, cr)
-			reused := sent > 0
-			sent++
-			if err == nil || !connFailed(err) {
-				break
-			}
-			conn.Close()
-			conn = nil
-			// A server that closed a connection while it sat idle between
-			// two messages makes the next fail at MAIL, before any of the
-			// message was read or delivered: that one goes again, once, on
-			// a new connection.
-			var oe *transport.OpError
-			if attempt > 0 || !reused || cr.n > 0 || !errors.As(err, &oe) || oe.Op != transport.OpMail ||
-				errors.Is(err, transport.ErrPermanent) || ctx.Err() != nil {
-				break
-			}
-		}
-		done(i, res, err)
-		i++
-		if ctx.Err() != nil {
-			return context.Cause(ctx)
-		}
-	}
-	return nil
-}
-
-// connFailed reports whether err leaves the session unusable. Refused
-// recipients (an aggregate of RcptErrors), an envelope refused locally and
-// a refused sender do not; anything else that failed the whole transaction
-// is taken to.
-func connFailed(err error) bool {
-	oe, ok := err.(*transport.OpError)
-	if !ok {
-		return false
-	}
-	switch oe.Op {
-	case transport.OpEnvelope:
-		return false
-	case transport.OpMail:
-		var re *transport.ReplyError
-		return !errors.As(err, &re) || re.Code == 421
-	}
-	return true
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-// failedResult is the Result of a message that could not be sent because
-// the connection could not be opened.
-func failedResult(env *envelope.Envelope, err error) *transport.Result {
-	if env == nil {
-		return nil
-	}
-	res := &transport.Result{}
-	o := transport.PermFailed
-	if errors.Is(err, transport.ErrTransient) {
-		o = transport.TempFailed
-	}
-	for _, r := range env.To {
-		res.Rcpts = append(res.Rcpts, transport.RcptResult{Addr: r.Addr, Outcome: o, Err: err, Attempts: 1})
-	}
-	return res
 }
 
 // batch sends the messages of a source and reports on each.
