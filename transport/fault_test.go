@@ -505,3 +505,32 @@ func TestAuthChallengesForeverAreCutOff(t *testing.T) {
 		t.Error("client did not cancel with *")
 	}
 }
+
+// TestLMTPDropAfterSomeReplies: after the end of the data an LMTP server
+// answers once per recipient; if the connection drops after k of n replies,
+// the k are definitive and the rest unknown.
+func TestLMTPDropAfterSomeReplies(t *testing.T) {
+	s := startScript(t,
+		Reply("220 fake LMTP"), Expect("LHLO"), Reply("250-fake", "250 PIPELINING"),
+		Expect("MAIL"), Expect("RCPT TO:<a@"), Expect("RCPT TO:<b@"), Expect("RCPT TO:<c@"),
+		Reply("250 ok", "250 ok", "250 ok", "250 ok"),
+		Expect("DATA"), Reply("354 go"), ExpectData(),
+		Reply("250 2.0.0 <a@example.org> delivered", "452 4.2.2 <b@example.org> over quota"),
+		Close(),
+	)
+	tr := &transport.LMTP{Network: "tcp", Addr: s.Addr, LocalName: "client.example", Pool: transport.PoolConfig{MaxIdleConns: -1}}
+	res, err := tr.Send(context.Background(), envelope.New("s@example.org", "a@example.org", "b@example.org", "c@example.org"), strings.NewReader(msg))
+	want := []transport.Outcome{transport.Accepted, transport.TempFailed, transport.Unknown}
+	for i, w := range want {
+		if got := res.Rcpts[i].Outcome; got != w {
+			t.Errorf("rcpt %d = %v, want %v", i, got, w)
+		}
+	}
+	if !errors.Is(err, transport.ErrUnknownOutcome) || !errors.Is(err, transport.ErrTransient) {
+		t.Errorf("err = %v: want both the transient refusal and the unknown outcome", err)
+	}
+	var oe *transport.OpError
+	if errors.As(err, &oe) && oe.Op != transport.OpEndOfData {
+		t.Errorf("a partial LMTP success reported as a whole failure at %s", oe.Op)
+	}
+}
