@@ -467,7 +467,14 @@ func (c *Conn) authExchange(ctx context.Context, a auth.Authenticator, info auth
 			}
 			resp, err = client.Next(challenge)
 			if err != nil {
-				return mech, c.cancelAuth(err)
+				cerr := c.cancelAuth(err)
+				if errors.Is(err, auth.ErrServerNotVerified) && c.broken == nil {
+					// The server failed to prove it knows the credentials:
+					// whatever it answers to "*", the session must not be
+					// used for anything, another AUTH included.
+					c.broken = err
+				}
+				return mech, cerr
 			}
 		}
 		if err := c.w.WriteSecretCommand(base64.StdEncoding.EncodeToString(resp), ""); err != nil {
