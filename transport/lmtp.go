@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 
 	"github.com/mailwire/mailwire/auth"
 	"github.com/mailwire/mailwire/dialer"
@@ -52,8 +51,7 @@ type LMTP struct {
 	// Pool configures the reuse of connections across Sends, as for SMTP.
 	Pool PoolConfig
 
-	poolMu sync.Mutex
-	pool   *pool
+	pools poolSlot
 }
 
 var (
@@ -130,45 +128,15 @@ func (t *LMTP) Send(ctx context.Context, env *envelope.Envelope, msg io.Reader) 
 	return t.getPool(cfg).send(ctx, env, msg)
 }
 
-func (t *LMTP) getPool(cfg *sessionConfig) *pool {
-	t.poolMu.Lock()
-	var old *pool
-	if t.pool == nil || t.pool.key != cfg.key() {
-		old = t.pool
-		t.pool = newPool(cfg, t.Pool)
-	}
-	p := t.pool
-	t.poolMu.Unlock()
-	if old != nil {
-		old.closeIdle(true)
-	}
-	return p
-}
+func (t *LMTP) getPool(cfg *sessionConfig) *pool { return t.pools.get(cfg, t.Pool) }
 
 // CloseIdleConnections closes the transport's idle connections.
-func (t *LMTP) CloseIdleConnections() {
-	t.poolMu.Lock()
-	p := t.pool
-	t.poolMu.Unlock()
-	if p != nil {
-		p.closeIdle(false)
-	}
-}
+func (t *LMTP) CloseIdleConnections() { t.pools.closeIdle(nil, t.Pool, false) }
 
 // Close closes the idle connections and makes further Sends fail with
 // ErrTransportClosed.
 func (t *LMTP) Close() error {
-	t.poolMu.Lock()
-	p := t.pool
-	if p == nil {
-		if cfg, err := t.config(); err == nil {
-			p = newPool(cfg, t.Pool)
-			t.pool = p
-		}
-	}
-	t.poolMu.Unlock()
-	if p != nil {
-		p.closeIdle(true)
-	}
+	cfg, _ := t.config()
+	t.pools.closeIdle(cfg, t.Pool, true)
 	return nil
 }

@@ -346,3 +346,44 @@ func (c *Conn) closeNow() {
 	c.mu.Unlock()
 	c.w.Close()
 }
+
+// poolSlot holds a transport's pool; SMTP and LMTP embed it.
+type poolSlot struct {
+	mu sync.Mutex
+	p  *pool
+}
+
+// get returns the pool for cfg. If the configuration changed since the
+// pool was made (which the documentation forbids, but happens), a new pool
+// replaces it so that no session is reused for another address, TLS
+// configuration or identity.
+func (s *poolSlot) get(cfg *sessionConfig, pc PoolConfig) *pool {
+	s.mu.Lock()
+	var old *pool
+	if s.p == nil || s.p.key != cfg.key() {
+		old = s.p
+		s.p = newPool(cfg, pc)
+	}
+	p := s.p
+	s.mu.Unlock()
+	if old != nil {
+		old.closeIdle(true)
+	}
+	return p
+}
+
+// closeIdle closes the idle connections of the current pool, if any; with
+// shut, the pool refuses further use, and a pool is made for that if none
+// exists yet.
+func (s *poolSlot) closeIdle(cfg *sessionConfig, pc PoolConfig, shut bool) {
+	s.mu.Lock()
+	p := s.p
+	if p == nil && shut && cfg != nil {
+		p = newPool(cfg, pc)
+		s.p = p
+	}
+	s.mu.Unlock()
+	if p != nil {
+		p.closeIdle(shut)
+	}
+}

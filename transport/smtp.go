@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"sync"
 
 	"github.com/mailwire/mailwire/auth"
 	"github.com/mailwire/mailwire/dialer"
@@ -62,8 +61,7 @@ type SMTP struct {
 	// CloseIdleConnections or Close when done with the transport.
 	Pool PoolConfig
 
-	poolMu sync.Mutex
-	pool   *pool
+	pools poolSlot
 }
 
 var (
@@ -112,41 +110,16 @@ func (t *SMTP) Send(ctx context.Context, env *envelope.Envelope, msg io.Reader) 
 	return t.getPool().send(ctx, env, msg)
 }
 
-// getPool returns the transport's pool. If the configuration changed since
-// the pool was made (which the documentation forbids, but happens), a new
-// pool replaces it so that no session is reused for another address, TLS
-// configuration or identity.
-func (t *SMTP) getPool() *pool {
-	cfg := t.config()
-	t.poolMu.Lock()
-	var old *pool
-	if t.pool == nil || t.pool.key != cfg.key() {
-		old = t.pool
-		t.pool = newPool(cfg, t.Pool)
-	}
-	p := t.pool
-	t.poolMu.Unlock()
-	if old != nil {
-		old.closeIdle(true)
-	}
-	return p
-}
+func (t *SMTP) getPool() *pool { return t.pools.get(t.config(), t.Pool) }
 
 // CloseIdleConnections closes the transport's idle connections with QUIT.
 // Connections in use are not interrupted.
-func (t *SMTP) CloseIdleConnections() {
-	t.poolMu.Lock()
-	p := t.pool
-	t.poolMu.Unlock()
-	if p != nil {
-		p.closeIdle(false)
-	}
-}
+func (t *SMTP) CloseIdleConnections() { t.pools.closeIdle(nil, t.Pool, false) }
 
 // Close closes the idle connections and makes further Sends fail with
 // ErrTransportClosed; connections in use are closed when their Send ends.
 func (t *SMTP) Close() error {
-	t.getPool().closeIdle(true)
+	t.pools.closeIdle(t.config(), t.Pool, true)
 	return nil
 }
 
