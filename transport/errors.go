@@ -126,7 +126,7 @@ const (
 	OpStartTLS  Op = "starttls"    // STARTTLS and the TLS handshake (implicit TLS too)
 	OpAuth      Op = "auth"        // SASL authentication
 	OpMail      Op = "mail"        // MAIL FROM: the sender was refused
-	OpRcpt      Op = "rcpt"        // RCPT TO: every recipient refused, or the connection failed
+	OpRcpt      Op = "rcpt"        // RCPT TO: every recipient refused (wraps the *RcptError aggregate), or the connection failed
 	OpData      Op = "data"        // DATA or BDAT refused, or the body transfer failed
 	OpEndOfData Op = "end-of-data" // the reply to the final dot (or BDAT LAST)
 	OpCommand   Op = "command"     // a session command: RSET, NOOP, VRFY, EXPN, HELP, raw

@@ -217,6 +217,13 @@ func TestAllRecipientsRefused(t *testing.T) {
 		if res.Rcpts[0].Outcome != transport.PermFailed || res.Rcpts[1].Outcome != transport.TempFailed {
 			t.Errorf("outcomes %v %v", res.Rcpts[0].Outcome, res.Rcpts[1].Outcome)
 		}
+		var oe *transport.OpError
+		if !errors.As(err, &oe) || oe.Op != transport.OpRcpt {
+			t.Errorf("err = %v, want an *OpError at rcpt", err)
+		}
+		if !errors.Is(err, transport.ErrPermanent) || !errors.Is(err, transport.ErrTransient) {
+			t.Errorf("err = %v should match both classes of its recipients", err)
+		}
 		if n := len(s.Messages()); n != 0 {
 			t.Errorf("server stored %d messages", n)
 		}

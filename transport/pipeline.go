@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"strconv"
 	"sync"
 	"time"
@@ -207,7 +206,14 @@ func (p *pipe) settle(t *tx) {
 		cause = p.closing
 	}
 	if cause == nil {
-		cause = net.ErrClosed
+		// Every reply was read and nothing was left to write: the outcomes
+		// recorded are final.
+		if t.res.Count(NotAttempted) > 0 {
+			cause = &ProtocolError{Reason: "transaction ended without a reply for every recipient"}
+			t.lose(kMail, cause, p.c.w.Written())
+		}
+		t.finished = true
+		return
 	}
 	t.lose(kMail, cause, p.c.w.Written())
 }
@@ -275,6 +281,16 @@ func (t *tx) lose(k kind, err error, written int64) {
 	t.setErr(oe)
 }
 
+// allRefused ends a transaction in which no recipient was accepted: the
+// whole transaction failed at RCPT, and the error says so, wrapping one
+// *RcptError per recipient.
+func (t *tx) allRefused() {
+	t.finished = true
+	if t.err == nil {
+		t.err = t.c.cfg.opErr(OpRcpt, t.res.Err())
+	}
+}
+
 func (t *tx) setErr(err error) {
 	if t.err == nil {
 		t.err = err
@@ -284,6 +300,13 @@ func (t *tx) setErr(err error) {
 // apply records the reply to expectation e.
 func (p *pipe) apply(e expect, rep *wire.Reply) {
 	t, c := e.t, p.c
+	if rep.Code == 421 && e.kind == kDot && c.cfg.lmtp && len(t.pending) > 0 && !t.finished && !t.mailFailed {
+		// A 421 in place of the first recipient's reply after the data:
+		// that recipient failed, the others' fate is unknown.
+		t.ended = true
+		p.lmtpReplies(t, rep)
+		return
+	}
 	if rep.Code == 421 {
 		// The server is closing the channel: this command failed. Replies
 		// still due are read until the server closes; those it never sends
@@ -316,12 +339,12 @@ func (p *pipe) apply(e expect, rep *wire.Reply) {
 	case kRset:
 		if !rep.Positive() {
 			// A server that refuses RSET is out of step with us.
-			re := replyErr(rep)
-			oe := c.cfg.opErr(OpMail, re)
+			pe := &ProtocolError{Reason: "RSET refused: " + replyErr(rep).Error()}
+			oe := c.cfg.opErr(OpMail, pe)
 			t.failOpen(TempFailed, rep, oe)
 			t.setErr(oe)
 			t.finished = true
-			p.abandon(re)
+			p.abandon(pe)
 		}
 	case kMail:
 		t.mailDone = true
@@ -366,10 +389,20 @@ func (p *pipe) apply(e expect, rep *wire.Reply) {
 				c.w.Note("<empty data: no recipient was accepted>")
 				p.push(kLoneDot, t, -1)
 				t.ended = true
+				if !t.mailFailed && !t.finished {
+					t.allRefused()
+				}
 			}
 			return
 		}
-		if t.mailFailed || len(t.pending) == 0 || t.finished {
+		if t.mailFailed || t.finished {
+			return
+		}
+		if len(t.pending) == 0 {
+			// DATA refused because no recipient was accepted: the server
+			// may still hold the transaction open (Postfix does), so the
+			// next one starts with RSET.
+			t.allRefused()
 			return
 		}
 		re := replyErr(rep)
@@ -378,6 +411,11 @@ func (p *pipe) apply(e expect, rep *wire.Reply) {
 		smtptrace.Done(t.ctx, smtptrace.PhaseData, pi)
 		if rep.Positive() {
 			pe := &ProtocolError{Reason: "unexpected reply to DATA: " + re.Error()}
+			oe := c.cfg.opErr(OpData, pe)
+			t.failPending(TempFailed, rep, oe)
+			t.failOpen(TempFailed, rep, oe)
+			t.setErr(oe)
+			t.finished = true
 			p.abandon(pe)
 			return
 		}
@@ -394,13 +432,15 @@ func (p *pipe) apply(e expect, rep *wire.Reply) {
 		}
 	case kLoneDot:
 	case kDot, kBdatLast:
-		t.ended = true
+		// The end of DATA ends the transaction whatever the reply; a
+		// refused BDAT LAST may leave it open (RFC 3030 does not say).
+		t.ended = t.ended || e.kind == kDot || rep.Positive()
 		if t.mailFailed || t.chunkFailed || t.finished {
 			return
 		}
 		if len(t.pending) == 0 {
 			// Every recipient was refused (BDAT pipelined with them).
-			t.finished = true
+			t.allRefused()
 			return
 		}
 		if c.cfg.lmtp {
@@ -457,7 +497,7 @@ func (p *pipe) lmtpReplies(t *tx, first *wire.Reply) {
 		if rep.Code == 421 {
 			// Recipients after this one got no reply: their fate is unknown.
 			rest := t.pending[k+1:]
-			oe := c.cfg.opErr(OpEndOfData, replyErr(rep))
+			oe := c.cfg.opErr(OpEndOfData, &ProtocolError{Reason: "the server closed the session (421) before this recipient's reply"})
 			for _, j := range rest {
 				t.set(j, Unknown, nil, oe)
 			}
@@ -573,7 +613,7 @@ func (p *pipe) body(t *tx) {
 			return
 		}
 		if len(t.pending) == 0 {
-			t.finished = true
+			t.allRefused()
 			return
 		}
 		if c.cfg.requireAll && len(t.pending) < len(t.rcpts) {
@@ -584,7 +624,7 @@ func (p *pipe) body(t *tx) {
 				}
 			}
 			t.failPending(worst, nil, ErrNotAllAccepted)
-			t.finished = true
+			t.allRefused()
 			return
 		}
 	}

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -429,8 +430,18 @@ func (c *Conn) authExchange(ctx context.Context, a auth.Authenticator, info auth
 			line += " " + enc
 		}
 	}
+	// Whatever the client sends in the exchange is a secret: a server that
+	// echoes it in a reply must not get it into the transcript or errors.
+	var sc scrubber
+	if ir != nil {
+		sc.add(ir)
+	}
 	c.w.RedactReplies(true)
-	defer c.w.RedactReplies(false)
+	c.w.SetScrub(sc.scrub)
+	defer func() {
+		c.w.RedactReplies(false)
+		c.w.SetScrub(nil)
+	}()
 	if err := c.w.WriteSecretCommand(line, "AUTH "+mech+" [redacted]"); err != nil {
 		return mech, err
 	}
@@ -452,7 +463,9 @@ func (c *Conn) authExchange(ctx context.Context, a auth.Authenticator, info auth
 			}
 			return mech, nil
 		case rep.Code != 334:
-			return mech, replyErr(rep)
+			re := replyErr(rep)
+			re.Message = sc.scrub(re.Message)
+			return mech, re
 		}
 		if round >= maxAuthRounds {
 			return mech, c.cancelAuth(&ProtocolError{Reason: "too many AUTH challenges"})
@@ -477,10 +490,70 @@ func (c *Conn) authExchange(ctx context.Context, a auth.Authenticator, info auth
 				return mech, cerr
 			}
 		}
+		sc.add(resp)
 		if err := c.w.WriteSecretCommand(base64.StdEncoding.EncodeToString(resp), ""); err != nil {
 			return mech, err
 		}
 	}
+}
+
+// scrubber removes from server text whatever the client sent during an
+// AUTH exchange: the base64 responses, their decoded bytes, their fields
+// (user names, passwords and tokens are separated by NUL, 0x01, spaces,
+// commas or "=" in every SASL mechanism), and any base64 word that decodes
+// to one of those.
+type scrubber struct {
+	words []string
+}
+
+// scrubStop lists field values that are protocol words, not secrets.
+var scrubStop = map[string]bool{"user": true, "auth": true, "Bearer": true, "bearer": true, "host": true, "port": true}
+
+func (s *scrubber) add(resp []byte) {
+	if len(resp) == 0 {
+		return
+	}
+	s.words = append(s.words, base64.StdEncoding.EncodeToString(resp), string(resp))
+	for _, f := range bytes.FieldsFunc(resp, func(r rune) bool {
+		return r == 0 || r == 1 || r == ' ' || r == ',' || r == '=' || r == '\t'
+	}) {
+		if len(f) >= 4 && !scrubStop[string(f)] {
+			s.words = append(s.words, string(f))
+		}
+	}
+}
+
+func (s *scrubber) scrub(text string) string {
+	if len(s.words) == 0 {
+		return text
+	}
+	for _, w := range s.words {
+		if len(w) >= 4 {
+			text = strings.ReplaceAll(text, w, "[redacted]")
+		}
+	}
+	for _, tok := range strings.Fields(text) {
+		tok = strings.Trim(tok, "<>\"'()[],;:")
+		if len(tok) < 8 {
+			continue
+		}
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+			if dec, err := enc.DecodeString(tok); err == nil && s.holds(dec) {
+				text = strings.ReplaceAll(text, tok, "[redacted]")
+				break
+			}
+		}
+	}
+	return text
+}
+
+func (s *scrubber) holds(b []byte) bool {
+	for _, w := range s.words {
+		if len(w) >= 4 && bytes.Contains(b, []byte(w)) {
+			return true
+		}
+	}
+	return false
 }
 
 // cancelAuth sends "*" (RFC 4954 4) and reads the server's reply, keeping

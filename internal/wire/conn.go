@@ -239,6 +239,15 @@ func (c *Conn) RedactReplies(on bool) {
 	}
 }
 
+// SetScrub makes the transcript pass every reply line through f (nil to
+// stop): during an AUTH exchange, the session removes from replies any
+// credential a server might echo.
+func (c *Conn) SetScrub(f func(string) string) {
+	if c.tr != nil {
+		c.tr.scrub = f
+	}
+}
+
 // Close closes the connection.
 func (c *Conn) Close() error { return c.nc.Close() }
 
@@ -247,6 +256,7 @@ func (c *Conn) Close() error { return c.nc.Close() }
 type Transcript struct {
 	w         io.Writer
 	redact334 bool
+	scrub     func(string) string
 }
 
 func (t *Transcript) line(prefix, s string) {
@@ -269,9 +279,12 @@ func (t *Transcript) reply(r *Reply) {
 		if i == 0 && r.Enhanced != ([3]int{}) {
 			fmt.Fprintf(&b, "%d.%d.%d ", r.Enhanced[0], r.Enhanced[1], r.Enhanced[2])
 		}
-		if t.redact334 && r.Code == 334 {
+		switch {
+		case t.redact334 && r.Code == 334:
 			b.WriteString("[redacted]")
-		} else {
+		case t.scrub != nil:
+			b.WriteString(escape(t.scrub(l)))
+		default:
 			b.WriteString(escape(l))
 		}
 		b.WriteByte('\n')
