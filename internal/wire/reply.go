@@ -50,6 +50,7 @@ type ProtocolError struct {
 	Reason string
 }
 
+// Error returns "protocol error: " and the reason.
 func (e *ProtocolError) Error() string { return "protocol error: " + e.Reason }
 
 func protoErr(reason string) error { return &ProtocolError{Reason: reason} }
