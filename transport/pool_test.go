@@ -15,45 +15,13 @@ import (
 
 	"github.com/mailwire/mailwire/dialer"
 	"github.com/mailwire/mailwire/envelope"
+	"github.com/mailwire/mailwire/internal/conncount"
 	. "github.com/mailwire/mailwire/internal/scripted"
 	"github.com/mailwire/mailwire/transport"
 	"github.com/mailwire/mailwire/transport/smtptest"
 )
 
-// countingDialer counts connections opened and open at once.
-type countingDialer struct {
-	opened, open, peak atomic.Int32
-	d                  net.Dialer
-}
-
-func (c *countingDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	nc, err := c.d.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, err
-	}
-	c.opened.Add(1)
-	n := c.open.Add(1)
-	for {
-		p := c.peak.Load()
-		if n <= p || c.peak.CompareAndSwap(p, n) {
-			break
-		}
-	}
-	return &countedConn{Conn: nc, d: c}, nil
-}
-
-type countedConn struct {
-	net.Conn
-	d    *countingDialer
-	once sync.Once
-}
-
-func (c *countedConn) Close() error {
-	c.once.Do(func() { c.d.open.Add(-1) })
-	return c.Conn.Close()
-}
-
-func pooledServer(t *testing.T, setup func(*smtptest.Server)) (*smtptest.Server, *transport.SMTP, *countingDialer) {
+func pooledServer(t *testing.T, setup func(*smtptest.Server)) (*smtptest.Server, *transport.SMTP, *conncount.Dialer) {
 	t.Helper()
 	s := smtptest.NewUnstartedServer()
 	s.Security = transport.Plaintext
@@ -63,7 +31,7 @@ func pooledServer(t *testing.T, setup func(*smtptest.Server)) (*smtptest.Server,
 	s.Start()
 	t.Cleanup(s.Close)
 	tr := s.Transport()
-	cd := &countingDialer{}
+	cd := &conncount.Dialer{}
 	tr.Dialer = cd
 	tr.LocalName = "client.example"
 	t.Cleanup(func() { tr.Close() })
@@ -77,20 +45,20 @@ func TestPoolReusesConnections(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := cd.opened.Load(); got != 1 {
+	if got := cd.Opened(); got != 1 {
 		t.Errorf("opened %d connections for 5 sequential sends, want 1", got)
 	}
 	if n := len(s.Messages()); n != 5 {
 		t.Errorf("stored %d", n)
 	}
 	tr.CloseIdleConnections()
-	if got := cd.open.Load(); got != 0 {
+	if got := cd.Open(); got != 0 {
 		t.Errorf("%d connections open after CloseIdleConnections", got)
 	}
 	if _, err := tr.Send(ctx(t), envelope.New("a@example.org", "b@example.org"), strings.NewReader(msg)); err != nil {
 		t.Fatal(err)
 	}
-	if got := cd.opened.Load(); got != 2 {
+	if got := cd.Opened(); got != 2 {
 		t.Errorf("opened %d, want 2", got)
 	}
 	tr.Close()
@@ -141,7 +109,7 @@ func TestPoolMaxConnsAndConcurrency(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if got := cd.peak.Load(); got > 3 {
+	if got := cd.Peak(); got > 3 {
 		t.Errorf("peak open connections %d > MaxConns 3", got)
 	}
 	if got := peakData.Load(); got != 3 {
@@ -180,7 +148,7 @@ func TestPoolMaxMessagesPerConn(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := cd.opened.Load(); got != 3 {
+	if got := cd.Opened(); got != 3 {
 		t.Errorf("opened %d connections, want 3 (3+3+1 messages)", got)
 	}
 	if n := len(s.Messages()); n != 7 {
@@ -198,11 +166,11 @@ func TestPoolIdleTimeout(t *testing.T) {
 	}
 	send()
 	time.Sleep(200 * time.Millisecond)
-	if got := cd.open.Load(); got != 0 {
+	if got := cd.Open(); got != 0 {
 		t.Errorf("%d connections still open after the idle timeout", got)
 	}
 	send()
-	if got := cd.opened.Load(); got != 2 {
+	if got := cd.Opened(); got != 2 {
 		t.Errorf("opened %d, want 2", got)
 	}
 }
@@ -260,7 +228,7 @@ func TestPoolReplacesStaleConnection(t *testing.T) {
 		t.Run(fmt.Sprintf("say=%q", say), func(t *testing.T) {
 			s, _, _ := pooledServer(t, nil)
 			proxy := newKillableProxy(t, s.Addr)
-			cd := &countingDialer{}
+			cd := &conncount.Dialer{}
 			tr := &transport.SMTP{Addr: proxy.ln.Addr().String(), Security: transport.Plaintext, Dialer: cd, LocalName: "client.example"}
 			defer tr.Close()
 			if _, err := tr.Send(ctx(t), envelope.New("a@example.org", "b@example.org"), strings.NewReader(msg)); err != nil {
@@ -272,8 +240,8 @@ func TestPoolReplacesStaleConnection(t *testing.T) {
 			if err != nil {
 				t.Fatalf("send on a stale pool: %v", err)
 			}
-			if res.Rcpts[0].Outcome != transport.Accepted || cd.opened.Load() != 2 {
-				t.Errorf("outcome %v, opened %d", res.Rcpts[0].Outcome, cd.opened.Load())
+			if res.Rcpts[0].Outcome != transport.Accepted || cd.Opened() != 2 {
+				t.Errorf("outcome %v, opened %d", res.Rcpts[0].Outcome, cd.Opened())
 			}
 			if n := len(s.Messages()); n != 2 {
 				t.Errorf("stored %d, want 2", n)
@@ -421,7 +389,7 @@ func TestSMTPSendBatchPooled(t *testing.T) {
 	if count != 100 || len(s.Messages()) != 100 {
 		t.Errorf("done %d, stored %d", count, len(s.Messages()))
 	}
-	if got := cd.opened.Load(); got != 1 {
+	if got := cd.Opened(); got != 1 {
 		t.Errorf("opened %d connections", got)
 	}
 }

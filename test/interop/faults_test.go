@@ -172,7 +172,7 @@ func TestPostfixUnknownAfterDot(t *testing.T) {
 		t.Errorf("error %v, want an *OpError at %s", err, transport.OpEndOfData)
 	}
 	checkResult(t, res, addrsOf(alice), []wantRcpt{{outcome: transport.Unknown, attempts: 1}})
-	if n := cc.total.Load(); n != 1 {
+	if n := cc.Opened(); n != 1 {
 		t.Errorf("%d connections: an unknown outcome was retried", n)
 	}
 	if p.cuts.Load() != 1 {
@@ -221,7 +221,7 @@ func TestPostfixStalePooledConn(t *testing.T) {
 						time.Sleep(100 * time.Millisecond)
 					}
 				}
-				if n := cc.total.Load(); n != 3 {
+				if n := cc.Opened(); n != 3 {
 					t.Errorf("%d connections, want 3 (one per idle close)", n)
 				}
 				got := waitMaildirAll(t, cfg.VirtualMaildir("alice"), ids, deliveryTimeout)

@@ -15,13 +15,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/mailwire/mailwire/internal/conncount"
 	"net"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -241,50 +241,16 @@ func waitMaildirAll(t *testing.T, dir string, ids []string, timeout time.Duratio
 	}
 }
 
-// connCounter wraps a dialer and counts the connections it opened and how
-// many were open at once. A connection counts as closed once its Close has
-// closed the socket; closeDelay makes each Close take that long first, as
-// a proxy or a TLS close_notify on a full socket buffer can.
+// connCounter counts the connections of a transport's dialer.
 type connCounter struct {
-	open, max, total atomic.Int64
-	closeDelay       time.Duration
+	conncount.Dialer
 }
 
 func (c *connCounter) dialer() dialer.Dialer {
-	d := &net.Dialer{Timeout: 10 * time.Second}
-	return dialer.Func(func(ctx context.Context, network, addr string) (net.Conn, error) {
-		nc, err := d.DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		c.total.Add(1)
-		n := c.open.Add(1)
-		for {
-			m := c.max.Load()
-			if n <= m || c.max.CompareAndSwap(m, n) {
-				break
-			}
-		}
-		return &countedConn{Conn: nc, c: c}, nil
-	})
-}
-
-type countedConn struct {
-	net.Conn
-	c    *connCounter
-	once sync.Once
-}
-
-func (cc *countedConn) Close() error {
-	err := net.ErrClosed
-	cc.once.Do(func() {
-		if cc.c.closeDelay > 0 {
-			time.Sleep(cc.c.closeDelay)
-		}
-		err = cc.Conn.Close()
-		cc.c.open.Add(-1)
-	})
-	return err
+	if c.Dialer.Dialer == nil {
+		c.Dialer.Dialer = &net.Dialer{Timeout: 10 * time.Second}
+	}
+	return &c.Dialer
 }
 
 // deadAddr returns a loopback TCP address where nothing listens.

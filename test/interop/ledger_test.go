@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/mailwire/mailwire/internal/conncount"
 	"strings"
 	"sync"
 	"testing"
@@ -217,12 +218,12 @@ func TestLedgerRetryStorm(t *testing.T) {
 	rt := retry.New(retry.WithMaxAttempts(4), retry.WithBackoff(retry.Exponential(time.Millisecond, 10*time.Millisecond)))(tr)
 	start := time.Now()
 	runConcurrently(t, rt, msgs, 8, 100*time.Second)
-	t.Logf("storm of %d messages took %v over %d connections, at most %d open at once", n, time.Since(start), cc.total.Load(), cc.max.Load())
+	t.Logf("storm of %d messages took %v over %d connections, at most %d open at once", n, time.Since(start), cc.Opened(), cc.Peak())
 
-	if m := cc.max.Load(); m > maxConns {
+	if m := cc.Peak(); m > maxConns {
 		t.Errorf("%d connections open at once, over the cap of %d", m, maxConns)
 	}
-	if m := cc.max.Load(); m < 2 {
+	if m := cc.Peak(); m < 2 {
 		t.Errorf("at most %d connection open at once: the storm did not run concurrently", m)
 	}
 	failed := 0
@@ -249,7 +250,7 @@ func TestLedgerRetryStorm(t *testing.T) {
 	}
 	t.Logf("retry storm: %d messages, %d lost, %d duplicated", n, lost, dup)
 	tr.CloseIdleConnections()
-	if o := cc.open.Load(); o != 0 {
+	if o := cc.Open(); o != 0 {
 		t.Errorf("%d connections still open after CloseIdleConnections", o)
 	}
 }
@@ -273,15 +274,15 @@ func TestLedgerPoolCapWhileClosing(t *testing.T) {
 		msgs[i] = &sweepMsg{id: id, rcpts: []string{rcpt}, kinds: []string{"flaky421-1"},
 			msg: message(id, rcpt, fmt.Sprintf("slow close %d", i), "slow close\r\n")}
 	}
-	cc := connCounter{closeDelay: 20 * time.Millisecond}
+	cc := connCounter{conncount.Dialer{CloseDelay: 20 * time.Millisecond}}
 	tr := ledgerTransport(t, cfg)
 	tr.Dialer = cc.dialer()
 	tr.Pool = transport.PoolConfig{MaxConns: maxConns}
 	rt := retry.New(retry.WithMaxAttempts(4), retry.WithBackoff(constBackoff(5*time.Millisecond)))(tr)
 	start := time.Now()
 	runConcurrently(t, rt, msgs, 6, 60*time.Second)
-	t.Logf("%d messages took %v over %d connections, at most %d open at once", n, time.Since(start), cc.total.Load(), cc.max.Load())
-	if m := cc.max.Load(); m > maxConns {
+	t.Logf("%d messages took %v over %d connections, at most %d open at once", n, time.Since(start), cc.Opened(), cc.Peak())
+	if m := cc.Peak(); m > maxConns {
 		t.Errorf("%d connections open at once, over the cap of %d", m, maxConns)
 	}
 	for _, m := range msgs {
@@ -352,7 +353,7 @@ func TestLedgerSendBatchRecovers(t *testing.T) {
 			t.Errorf("message %d: error %v, want a transient one", i, m.err)
 		}
 	}
-	if c := cc.total.Load(); c != 2 {
+	if c := cc.Opened(); c != 2 {
 		t.Errorf("%d connections, want 2 (one cut by the 421)", c)
 	}
 	lost, dup := checkLedgerAgainstResults(t, cfg, base, msgs)

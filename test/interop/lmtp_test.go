@@ -161,7 +161,7 @@ func TestLMTPTwoTransactions(t *testing.T) {
 				t.Fatalf("second Send: %v", err)
 			}
 			checkResult(t, res, addrsOf(bob, carol), []wantRcpt{{outcome: transport.Accepted, code: 250}, {outcome: transport.Accepted, code: 250}})
-			if n := cc.total.Load(); n != 1 {
+			if n := cc.Opened(); n != 1 {
 				t.Errorf("%d connections for two transactions on one Conn", n)
 			}
 			expectDelivered(t, lmtpMaildir(cfg, "alice"), id1, msg1)
@@ -193,7 +193,7 @@ func TestLMTPPooled(t *testing.T) {
 		ids = append(ids, id)
 		msgs[id] = msg
 	}
-	if n := cc.total.Load(); n != 1 {
+	if n := cc.Opened(); n != 1 {
 		t.Errorf("%d connections for 5 sequential Sends, want 1", n)
 	}
 	got := waitMaildirAll(t, lmtpMaildir(cfg, "alice"), ids, deliveryTimeout)
@@ -320,7 +320,7 @@ func TestFailover(t *testing.T) {
 			t.Fatalf("Send: %v", err)
 		}
 		checkResult(t, res, addrsOf(alice), []wantRcpt{{outcome: transport.Accepted, code: 250, attempts: 2}})
-		if n := cc.total.Load(); n != 1 {
+		if n := cc.Opened(); n != 1 {
 			t.Errorf("second member dialed %d times", n)
 		}
 		expectDelivered(t, cfg.VirtualMaildir("alice"), id, msg)
@@ -422,7 +422,7 @@ func TestFailover(t *testing.T) {
 				msgs[id] = msg
 			}
 		}
-		if n := backup.total.Load(); n != 0 {
+		if n := backup.Opened(); n != 0 {
 			t.Errorf("the backup was dialed %d times after refusals by the first member", n)
 		}
 		for _, id := range delivered {

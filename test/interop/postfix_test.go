@@ -560,7 +560,7 @@ func TestPostfixPooledReuse(t *testing.T) {
 				msgs[id] = msg
 				ids = append(ids, id)
 			}
-			if n := cc.total.Load(); n != 1 {
+			if n := cc.Opened(); n != 1 {
 				t.Errorf("%d connections for %d sequential Sends, want 1", n, len(cases))
 			}
 			if n := strings.Count(debug.String(), "C: RSET"); n != 0 {
@@ -583,7 +583,7 @@ func TestPostfixPooledReuse(t *testing.T) {
 				}
 			}
 			tr.CloseIdleConnections()
-			if n := cc.open.Load(); n != 0 {
+			if n := cc.Open(); n != 0 {
 				t.Errorf("%d connections open after CloseIdleConnections", n)
 			}
 			time.Sleep(settleTime)
@@ -613,7 +613,7 @@ func TestPostfixSendBatch(t *testing.T) {
 			testBatch(t, cfg, 50, func(ctx context.Context, msgs iter.Seq[transport.Message], done func(int, *transport.Result, error)) error {
 				return tr.SendBatch(ctx, msgs, done)
 			})
-			if n := cc.total.Load(); n != 1 {
+			if n := cc.Opened(); n != 1 {
 				t.Errorf("SendBatch used %d connections, want 1", n)
 			}
 		})
@@ -786,7 +786,7 @@ func TestPostfixBadCertificates(t *testing.T) {
 						t.Errorf("TLS failure %v matches %v; a TLS failure must match no class", err, class)
 					}
 				}
-				if n := cc.total.Load(); n != 1 {
+				if n := cc.Opened(); n != 1 {
 					t.Errorf("%d connections: the TLS failure was retried", n)
 				}
 				if res == nil || len(res.Rcpts) != 1 || res.Rcpts[0].Outcome == transport.Accepted || res.Rcpts[0].Outcome == transport.NotAttempted {

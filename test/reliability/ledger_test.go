@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
+	"github.com/mailwire/mailwire/internal/conncount"
 	"os"
 	"strconv"
 	"strings"
@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailwire/mailwire/dialer"
 	"github.com/mailwire/mailwire/envelope"
 	"github.com/mailwire/mailwire/internal/faultproxy"
 	"github.com/mailwire/mailwire/internal/interoptest"
@@ -149,42 +148,6 @@ func TestLedgerCutSweep(t *testing.T) {
 	figLedgerRuns.log(t)
 }
 
-// countingDialer dials TCP and counts the connections open at once.
-type countingDialer struct {
-	open, max atomic.Int64
-	dials     atomic.Int64
-}
-
-func (d *countingDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	var nd net.Dialer
-	c, err := nd.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, err
-	}
-	d.dials.Add(1)
-	n := d.open.Add(1)
-	for {
-		m := d.max.Load()
-		if n <= m || d.max.CompareAndSwap(m, n) {
-			break
-		}
-	}
-	return &countedConn{Conn: c, d: d}, nil
-}
-
-type countedConn struct {
-	net.Conn
-	d    *countingDialer
-	once sync.Once
-}
-
-func (c *countedConn) Close() error {
-	c.once.Do(func() { c.d.open.Add(-1) })
-	return c.Conn.Close()
-}
-
-var _ dialer.Dialer = (*countingDialer)(nil)
-
 // TestLedgerRetryStorm sends a thousand messages (MAILWIRE_STORM_N) from
 // many goroutines through a pool capped at a few connections, each message
 // to a recipient the ledger answers with 421 and a closed connection twice
@@ -198,7 +161,7 @@ func TestLedgerRetryStorm(t *testing.T) {
 	}
 	const maxConns, workers = 4, 16
 	base := interoptest.Marker(t)
-	d := &countingDialer{}
+	d := &conncount.Dialer{}
 	inner := &transport.SMTP{Addr: cfg.LedgerSMTP, Security: transport.Plaintext, LocalName: localName, Dialer: d}
 	inner.Pool.MaxConns = maxConns
 	tr := retry.New(
@@ -256,12 +219,12 @@ func TestLedgerRetryStorm(t *testing.T) {
 	}
 	ledgerLost.Add(int64(lost))
 	ledgerDup.Add(int64(dup))
-	if m := d.max.Load(); m > maxConns {
+	if m := d.Peak(); m > maxConns {
 		t.Errorf("%d connections open at once, cap %d", m, maxConns)
 	}
 	t.Logf("FIGURE ledger-storm-delivered-once %d/%d", accepted-dup, n)
 	t.Logf("FIGURE ledger-storm-lost %d duplicated %d", lost, dup)
-	t.Logf("FIGURE ledger-storm-peak-connections %d (cap %d), %d dials, %v", d.max.Load(), maxConns, d.dials.Load(), took.Round(time.Millisecond))
+	t.Logf("FIGURE ledger-storm-peak-connections %d (cap %d), %d dials, %v", d.Peak(), maxConns, d.Opened(), took.Round(time.Millisecond))
 }
 
 // TestInteropSmuggling sends every smuggling body with DATA (CHUNKING
