@@ -51,47 +51,31 @@ func demo(args []string, stdout, stderr io.Writer) int {
 		return nil
 	}
 	type mode struct {
-		name  string
-		start func() *smtptest.Server
-		tr    func(s *smtptest.Server) transport.Transport
+		name     string
+		security transport.Security
+		lmtp     bool
 	}
-	smtpTr := func(s *smtptest.Server) transport.Transport { return s.Transport() }
 	modes := []mode{
-		{"plain SMTP", func() *smtptest.Server {
-			s := smtptest.NewUnstartedServer()
-			s.Security = transport.Plaintext
-			s.Rcpt = refuse
-			s.Start()
-			return s
-		}, smtpTr},
-		{"SMTP with STARTTLS", func() *smtptest.Server {
-			s := smtptest.NewUnstartedServer()
-			s.Security = transport.StartTLS
-			s.Rcpt = refuse
-			s.Start()
-			return s
-		}, smtpTr},
-		{"SMTP over implicit TLS", func() *smtptest.Server {
-			s := smtptest.NewUnstartedServer()
-			s.Security = transport.ImplicitTLS
-			s.Rcpt = refuse
-			s.Start()
-			return s
-		}, smtpTr},
-		{"LMTP over a Unix socket", func() *smtptest.Server {
-			s := smtptest.NewUnstartedServer()
-			s.LMTP = true
-			s.Network = "unix"
-			s.Security = transport.Plaintext
-			s.Rcpt = refuse
-			s.Start()
-			return s
-		}, func(s *smtptest.Server) transport.Transport { return s.LMTPTransport() }},
+		{"plain SMTP", transport.Plaintext, false},
+		{"SMTP with STARTTLS", transport.StartTLS, false},
+		{"SMTP over implicit TLS", transport.ImplicitTLS, false},
+		{"LMTP over a Unix socket", transport.Plaintext, true},
 	}
 	code := exitOK
 	for _, m := range modes {
-		srv := m.start()
-		tr := m.tr(srv)
+		srv := smtptest.NewUnstartedServer()
+		srv.Security = m.security
+		srv.Rcpt = refuse
+		if m.lmtp {
+			srv.LMTP, srv.Network = true, "unix"
+		}
+		srv.Start()
+		var tr transport.Transport
+		if m.lmtp {
+			tr = srv.LMTPTransport()
+		} else {
+			tr = srv.Transport()
+		}
 		var transcript bytes.Buffer
 		switch t := tr.(type) {
 		case *transport.SMTP:
