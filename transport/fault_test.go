@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -414,11 +415,27 @@ func TestEightBitWithout8BITMIME(t *testing.T) {
 	if strings.Contains(s.Received(), "MAIL") {
 		t.Errorf("MAIL sent: %q", s.Received())
 	}
-	// Undeclared 8-bit content: the data is abandoned without its end.
+	// Undeclared 8-bit content in a body that can seek: found by a scan and
+	// refused before MAIL.
+	s = startScript(t, Reply("220 fake ESMTP"), Expect("EHLO"), Reply(ehlo7), Expect("QUIT"), Reply("221 bye"))
+	body := strings.NewReader("Subject: x\r\n\r\ncaf\xe9\r\n")
+	_, err = plainTransport(s).Send(context.Background(), envelope.New("a@example.org", "b@example.org"), body)
+	if !errors.As(err, &ne) || ne.Extension != "8BITMIME" {
+		t.Fatalf("seekable: err = %v, want NotSupportedError 8BITMIME", err)
+	}
+	s.Wait(5 * time.Second)
+	if strings.Contains(s.Received(), "MAIL") {
+		t.Errorf("seekable: MAIL sent: %q", s.Received())
+	}
+	if body.Len() != int(body.Size()) {
+		t.Errorf("seekable: body left at %d of %d, want rewound", body.Size()-int64(body.Len()), body.Size())
+	}
+	// Undeclared 8-bit content in a body that cannot seek: the data is
+	// abandoned without its end.
 	s = startScript(t, Reply("220 fake ESMTP"), Expect("EHLO"), Reply(ehlo7),
 		Expect("MAIL FROM:<a@example.org>"), Expect("RCPT"), Expect("DATA"),
 		Reply("250 ok", "250 ok", "354 go"), WaitClose(5*time.Second))
-	res, err := plainTransport(s).Send(context.Background(), envelope.New("a@example.org", "b@example.org"), strings.NewReader("Subject: x\r\n\r\ncaf\xe9\r\n"))
+	res, err := plainTransport(s).Send(context.Background(), envelope.New("a@example.org", "b@example.org"), io.MultiReader(strings.NewReader("Subject: x\r\n\r\ncaf\xe9\r\n")))
 	if !errors.As(err, &ne) || ne.Extension != "8BITMIME" {
 		t.Fatalf("err = %v, want NotSupportedError 8BITMIME", err)
 	}

@@ -174,6 +174,17 @@ func (c *Conn) buildCommands(env *envelope.Envelope, msg io.Reader) (string, []s
 		return "", nil, &NotSupportedError{Extension: "SMTPUTF8", Detail: "the envelope has non-ASCII addresses"}
 	}
 	switch env.Body {
+	case "":
+		// A server without 8BITMIME: a body that can be read twice is
+		// checked for 8-bit bytes now, so that the refusal comes before
+		// MAIL; any other body is checked as it streams.
+		if !ext.Has("8BITMIME") {
+			if has8, err := scan8Bit(msg); err != nil {
+				return "", nil, &MessageError{Err: err}
+			} else if has8 {
+				return "", nil, &NotSupportedError{Extension: "8BITMIME", Detail: "the message has 8-bit content"}
+			}
+		}
 	case envelope.Body8BitMIME:
 		if !ext.Has("8BITMIME") {
 			return "", nil, &NotSupportedError{Extension: "8BITMIME"}
@@ -267,6 +278,44 @@ func (c *Conn) buildCommands(env *envelope.Envelope, msg io.Reader) (string, []s
 		}
 	}
 	return mail, rcpts, nil
+}
+
+// scan8Bit reports whether a seekable msg holds a byte above 0x7f, and
+// puts it back where it was. Bodies that cannot seek are not scanned.
+func scan8Bit(msg io.Reader) (bool, error) {
+	if cr, ok := msg.(*countingReader); ok {
+		msg = cr.r
+	}
+	rs, ok := msg.(io.ReadSeeker)
+	if !ok {
+		return false, nil
+	}
+	start, err := rs.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return false, nil
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	found := false
+	for !found {
+		n, rerr := rs.Read(*bp)
+		for _, c := range (*bp)[:n] {
+			if c >= 0x80 {
+				found = true
+				break
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return false, rerr
+		}
+	}
+	if _, err := rs.Seek(start, io.SeekStart); err != nil {
+		return false, err
+	}
+	return found, nil
 }
 
 // knownSize returns the size of msg if it can be known without reading it.
