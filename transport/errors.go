@@ -195,6 +195,10 @@ func classify(op Op, err error) error {
 		}
 		return nil
 	}
+	var rl *RcptLimitError
+	if errors.As(err, &rl) {
+		return ErrTransient
+	}
 	var re *ReplyError
 	if errors.As(err, &re) {
 		switch {
@@ -355,4 +359,28 @@ func itoa64(n int64) string {
 		buf[i] = '-'
 	}
 	return string(buf[i:])
+}
+
+// RcptLimitError is a 552 reply to RCPT. RFC 5321 section 4.5.3.1.10 says
+// a client must take it as "too many recipients" and a temporary failure,
+// although 5yz codes are otherwise permanent; it therefore matches
+// ErrTransient and not ErrPermanent. errors.As still finds the
+// *ReplyError.
+type RcptLimitError struct {
+	Reply *ReplyError
+}
+
+// Error returns the reply as "552 5.5.3 too many recipients".
+func (e *RcptLimitError) Error() string { return e.Reply.Error() }
+
+// Is matches ErrTransient.
+func (e *RcptLimitError) Is(target error) bool { return target == ErrTransient }
+
+// As sets a **ReplyError target to the reply.
+func (e *RcptLimitError) As(target any) bool {
+	if p, ok := target.(**ReplyError); ok {
+		*p = e.Reply
+		return true
+	}
+	return false
 }

@@ -47,6 +47,7 @@ func TestClassification(t *testing.T) {
 		{"envelope", op(transport.OpEnvelope, &envelope.Error{Field: "from", Err: envelope.ErrControlChar}), false, true, false},
 		{"message read error", op(transport.OpData, &transport.MessageError{Err: io.ErrUnexpectedEOF}), false, false, false},
 		{"dial refused", op(transport.OpDial, &net.OpError{Op: "dial", Err: errors.New("connection refused")}), true, false, false},
+		{"552 to RCPT (too many recipients)", &transport.RcptLimitError{Reply: &transport.ReplyError{Code: 552, Message: "too many"}}, true, false, false},
 		{"rcpt temp", &transport.RcptError{Rcpt: "a@b", Outcome: transport.TempFailed, Err: re(450)}, true, false, false},
 		{"rcpt perm", &transport.RcptError{Rcpt: "a@b", Outcome: transport.PermFailed, Err: re(550)}, false, true, false},
 		{"rcpt unknown", &transport.RcptError{Rcpt: "a@b", Outcome: transport.Unknown, Err: io.EOF}, false, false, true},

@@ -368,7 +368,7 @@ func (p *pipe) apply(e expect, rep *wire.Reply) {
 			t.pending = append(t.pending, e.idx)
 		case rep.Code == 552:
 			// RFC 5321 4.5.3.1.10: 552 to RCPT means too many recipients.
-			t.set(e.idx, TempFailed, rep, replyErr(rep))
+			t.set(e.idx, TempFailed, rep, &RcptLimitError{Reply: replyErr(rep)})
 		default:
 			t.set(e.idx, replyOutcome(rep.Code), rep, replyErr(rep))
 		}
