@@ -237,20 +237,17 @@ func (p *pipe) fail(err error) {
 	p.c.w.Close()
 }
 
-// abandon settles every transaction with replies still due after the
-// server said it is closing (421): the server processed nothing after it.
+// abandon stops reading a conversation that cannot be trusted any more (a
+// 421 with no data in flight, a refused RSET, a 2yz to DATA) and settles
+// every transaction with replies still due as the loss of the connection
+// would: temp-failed, or unknown for one whose data left the client whole.
 func (p *pipe) abandon(cause error) {
 	p.c.broken = cause
 	p.lost = cause
+	written := p.c.w.Written()
 	for i := p.head; i < len(p.q); i++ {
 		e := p.q[i]
-		if !e.t.finished {
-			oe := p.c.cfg.opErr(e.kind.op(), cause)
-			e.t.failPending(TempFailed, nil, oe)
-			e.t.failOpen(TempFailed, nil, oe)
-			e.t.setErr(oe)
-			e.t.finished = true
-		}
+		e.t.lose(e.kind, cause, written)
 	}
 	p.q, p.head = nil, 0
 }
