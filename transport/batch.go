@@ -93,8 +93,8 @@ func (c *Conn) sendBatch(ctx context.Context, next func() (Message, bool), first
 		}
 		i := first + taken
 		taken++
-		t, err := c.newTx(ctx, m.Envelope, m.Body)
-		if err != nil || t == nil {
+		t, err := c.newTx(ctx, m.Envelope, m.Body, false)
+		if err != nil {
 			inflight = append(inflight, item{i: i, t: t, err: err})
 			report(false)
 			continue

@@ -3,6 +3,7 @@ package transport_test
 import (
 	"context"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -66,18 +67,9 @@ func BenchmarkSendLarge(b *testing.B) {
 
 func sizeName(n int64) string {
 	if n >= 1<<20 {
-		return strings.TrimSuffix(strings.TrimSuffix(itoa(n>>20), "")+"MiB", "")
+		return strconv.FormatInt(n>>20, 10) + "MiB"
 	}
-	return itoa(n>>10) + "KiB"
-}
-
-func itoa(n int64) string {
-	s := ""
-	for n >= 10 {
-		s = string(rune('0'+n%10)) + s
-		n /= 10
-	}
-	return string(rune('0'+n)) + s
+	return strconv.FormatInt(n>>10, 10) + "KiB"
 }
 
 // genReader yields size bytes of text lines without holding them.

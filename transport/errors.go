@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -52,7 +53,7 @@ func (c EnhancedCode) String() string {
 	if c == (EnhancedCode{}) {
 		return ""
 	}
-	return itoa(c[0]) + "." + itoa(c[1]) + "." + itoa(c[2])
+	return strconv.Itoa(c[0]) + "." + strconv.Itoa(c[1]) + "." + strconv.Itoa(c[2])
 }
 
 // ReplyError is a negative (4yz or 5yz) or unexpected reply from the server.
@@ -327,7 +328,7 @@ type SizeError struct {
 
 // Error returns "transport: message size 2048 exceeds the server's limit 1024".
 func (e *SizeError) Error() string {
-	return "transport: message size " + itoa64(e.Size) + " exceeds the server's limit " + itoa64(e.Limit)
+	return "transport: message size " + strconv.FormatInt(e.Size, 10) + " exceeds the server's limit " + strconv.FormatInt(e.Limit, 10)
 }
 
 // ProtocolError reports a reply the client could not accept: malformed,
@@ -338,28 +339,6 @@ type ProtocolError struct {
 
 // Error returns "transport: protocol error: " and the reason.
 func (e *ProtocolError) Error() string { return "transport: protocol error: " + e.Reason }
-
-func itoa64(n int64) string {
-	if n >= -1<<31 && n < 1<<31 {
-		return itoa(int(n))
-	}
-	neg := n < 0
-	if neg {
-		n = -n
-	}
-	var buf [24]byte
-	i := len(buf)
-	for n > 0 {
-		i--
-		buf[i] = byte('0' + n%10)
-		n /= 10
-	}
-	if neg {
-		i--
-		buf[i] = '-'
-	}
-	return string(buf[i:])
-}
 
 // RcptLimitError is a 552 reply to RCPT. RFC 5321 section 4.5.3.1.10 says
 // a client must take it as "too many recipients" and a temporary failure,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -134,7 +135,7 @@ func (e *FailoverError) Error() string {
 		b.WriteString("; ")
 	}
 	b.WriteByte('#')
-	b.WriteString(itoa(e.Index))
+	b.WriteString(strconv.Itoa(e.Index))
 	b.WriteString(": ")
 	if e.Err != nil {
 		b.WriteString(e.Err.Error())

@@ -275,12 +275,8 @@ func (p *pool) closeIdle(shut bool) {
 // turns out to be dead (closed, or 421) before any of the message was read
 // is replaced once; the message is never written twice.
 func (p *pool) send(ctx context.Context, env *envelope.Envelope, msg io.Reader) (*Result, error) {
-	if env != nil {
-		if err := env.Validate(); err != nil {
-			res := newResult(env)
-			(&tx{res: res}).failOpen(PermFailed, nil, err)
-			return res, p.cfg.opErr(OpEnvelope, err)
-		}
+	if res, err := invalidEnvelope(p.cfg, env); err != nil {
+		return res, err
 	}
 	cr := &countingReader{r: msg}
 	for attempt := 0; ; attempt++ {
@@ -288,7 +284,7 @@ func (p *pool) send(ctx context.Context, env *envelope.Envelope, msg io.Reader) 
 		if err != nil {
 			return dialFailure(env, err)
 		}
-		res, err := c.Send(ctx, env, cr)
+		res, err := c.sendValidated(ctx, env, cr)
 		if reused && attempt == 0 && cr.n == 0 && staleFailure(err, res) {
 			p.discard(c)
 			continue
@@ -311,6 +307,21 @@ func staleFailure(err error, res *Result) bool {
 		return re.Code == 421
 	}
 	return isNetErr(oe.Err) && !isContextErr(oe.Err)
+}
+
+// invalidEnvelope checks env before any connection is taken, so that an
+// envelope the server will never see costs no dial. A nil env passes: the
+// session reports it.
+func invalidEnvelope(cfg *sessionConfig, env *envelope.Envelope) (*Result, error) {
+	if env == nil {
+		return nil, nil
+	}
+	if err := env.Validate(); err != nil {
+		res := newResult(env)
+		(&tx{res: res}).failOpen(PermFailed, nil, err)
+		return res, cfg.opErr(OpEnvelope, err)
+	}
+	return nil, nil
 }
 
 // dialFailure builds the Result of a Send whose session could not open.

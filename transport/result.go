@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/go-multierror"
@@ -39,7 +40,7 @@ func (o Outcome) String() string {
 	if int(o) < len(outcomeNames) {
 		return outcomeNames[o]
 	}
-	return "outcome(" + itoa(int(o)) + ")"
+	return "outcome(" + strconv.Itoa(int(o)) + ")"
 }
 
 // Reply is one reply from the server.
@@ -52,7 +53,7 @@ type Reply struct {
 // String returns the reply as "250 2.0.0 text".
 func (r Reply) String() string {
 	var b strings.Builder
-	b.WriteString(itoa(r.Code))
+	b.WriteString(strconv.Itoa(r.Code))
 	if r.EnhancedCode != (EnhancedCode{}) {
 		b.WriteByte(' ')
 		b.WriteString(r.EnhancedCode.String())
@@ -167,26 +168,4 @@ func formatErrors(errs []error) string {
 		b.WriteString(err.Error())
 	}
 	return b.String()
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	neg := n < 0
-	if neg {
-		n = -n
-	}
-	var buf [20]byte
-	i := len(buf)
-	for n > 0 {
-		i--
-		buf[i] = byte('0' + n%10)
-		n /= 10
-	}
-	if neg {
-		i--
-		buf[i] = '-'
-	}
-	return string(buf[i:])
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -260,7 +261,7 @@ func checkSendmailEnvelope(env *envelope.Envelope) error {
 	dsn := env.Return != "" || env.EnvID != ""
 	for i, r := range env.To {
 		if strings.HasPrefix(r.Addr, "-") {
-			return &envelope.Error{Field: "to[" + itoa(i) + "]", Err: ErrDashAddress}
+			return &envelope.Error{Field: "to[" + strconv.Itoa(i) + "]", Err: ErrDashAddress}
 		}
 		if len(r.Notify) > 0 || r.ORcpt != "" {
 			dsn = true
@@ -383,7 +384,7 @@ func (e *ExitError) Error() string {
 		}
 	} else {
 		b.WriteString("exit status ")
-		b.WriteString(itoa(e.Code))
+		b.WriteString(strconv.Itoa(e.Code))
 		if e.Code >= exBase && e.Code-exBase < len(sysexitsNames) {
 			b.WriteString(" (")
 			b.WriteString(sysexitsNames[e.Code-exBase])

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -412,7 +413,7 @@ func (c *Conn) authExchange(ctx context.Context, a auth.Authenticator, info auth
 	if err != nil {
 		return mech, err
 	}
-	if !contains(info.Mechanisms, strings.ToUpper(mech)) {
+	if !slices.Contains(info.Mechanisms, strings.ToUpper(mech)) {
 		return mech, &NotSupportedError{Extension: "AUTH " + mech}
 	}
 	line := "AUTH " + mech
@@ -567,15 +568,6 @@ func (c *Conn) cancelAuth(cause error) error {
 		c.broken = cause
 	}
 	return cause
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // cmd writes one command, flushes and reads its reply.

@@ -3,7 +3,6 @@ package transport
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"io"
 	"net"
 
@@ -125,27 +124,14 @@ func (t *SMTP) Close() error {
 
 // sendOnce dials, sends one message and closes the session.
 func sendOnce(ctx context.Context, cfg *sessionConfig, env *envelope.Envelope, msg io.Reader) (*Result, error) {
-	if env != nil {
-		if err := env.Validate(); err != nil {
-			res := newResult(env)
-			(&tx{res: res}).failOpen(PermFailed, nil, err)
-			return res, cfg.opErr(OpEnvelope, err)
-		}
+	if res, err := invalidEnvelope(cfg, env); err != nil {
+		return res, err
 	}
 	c, err := dial(ctx, cfg)
 	if err != nil {
-		if env == nil {
-			return nil, err
-		}
-		res := newResult(env)
-		o := PermFailed
-		if errors.Is(err, ErrTransient) || isContextErr(err) {
-			o = TempFailed
-		}
-		(&tx{res: res}).failOpen(o, nil, err)
-		return res, err
+		return dialFailure(env, err)
 	}
-	res, err := c.Send(ctx, env, msg)
+	res, err := c.sendValidated(ctx, env, msg)
 	c.CloseContext(ctx)
 	return res, err
 }

@@ -37,7 +37,14 @@ func (e *MessageError) Unwrap() error { return e.Err }
 func (c *Conn) Send(ctx context.Context, env *envelope.Envelope, msg io.Reader) (*Result, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.send(ctx, env, msg)
+	return c.send(ctx, env, msg, false)
+}
+
+// sendValidated is Send for an envelope the caller already validated.
+func (c *Conn) sendValidated(ctx context.Context, env *envelope.Envelope, msg io.Reader) (*Result, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.send(ctx, env, msg, true)
 }
 
 // tx is the state of one transaction.
@@ -108,9 +115,9 @@ func replyOutcome(code int) Outcome {
 	return PermFailed
 }
 
-func (c *Conn) send(ctx context.Context, env *envelope.Envelope, msg io.Reader) (*Result, error) {
-	t, err := c.newTx(ctx, env, msg)
-	if t == nil || err != nil {
+func (c *Conn) send(ctx context.Context, env *envelope.Envelope, msg io.Reader, validated bool) (*Result, error) {
+	t, err := c.newTx(ctx, env, msg, validated)
+	if err != nil {
 		if t == nil {
 			return nil, err
 		}
@@ -128,17 +135,20 @@ func (c *Conn) send(ctx context.Context, env *envelope.Envelope, msg io.Reader) 
 	return t.res, t.finalErr()
 }
 
-// newTx validates env against the session and prepares its commands. It
-// returns a nil *tx when the transaction cannot start, with the Result and
-// error to return (the Result inside the error path is built here).
-func (c *Conn) newTx(ctx context.Context, env *envelope.Envelope, msg io.Reader) (*tx, error) {
+// newTx prepares a transaction: it checks env (unless the caller already
+// validated it) against the session and renders its commands. When the
+// transaction cannot start, the error says why and the *tx, if env was not
+// nil, holds the Result to return with it.
+func (c *Conn) newTx(ctx context.Context, env *envelope.Envelope, msg io.Reader, validated bool) (*tx, error) {
 	if env == nil {
 		return nil, c.cfg.opErr(OpEnvelope, &envelope.Error{Field: "envelope", Err: envelope.ErrNoRecipients})
 	}
 	t := &tx{c: c, ctx: ctx, env: env, msg: msg, res: newResult(env)}
-	if err := env.Validate(); err != nil {
-		t.failOpen(PermFailed, nil, err)
-		return t, c.cfg.opErr(OpEnvelope, err)
+	if !validated {
+		if err := env.Validate(); err != nil {
+			t.failOpen(PermFailed, nil, err)
+			return t, c.cfg.opErr(OpEnvelope, err)
+		}
 	}
 	if err := c.usable(); err != nil {
 		t.failOpen(TempFailed, nil, c.cfg.opErr(OpMail, err))

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,18 +14,10 @@ import (
 	"github.com/mailwire/mailwire/transport"
 )
 
-// Reproductions of client bugs found by the sweeps, one test each, named
-// in knownBugs (harness_test.go). A test that is skipped says so with the
-// bug it pins; unskip it when the fix lands and remove the knownBugs entry.
-
-// reportedBug skips a test that pins a reported, not yet fixed bug, unless
-// MAILWIRE_RUN_BUG_TESTS=1 (then it runs and fails until the fix lands).
-func reportedBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("MAILWIRE_RUN_BUG_TESTS") != "1" {
-		t.Skip(what + " (set MAILWIRE_RUN_BUG_TESTS=1 to run)")
-	}
-}
+// Reproductions of client bugs found by the sweeps, one test each, kept as
+// regression tests now that the bugs are fixed. A new bug found by a sweep
+// gets a test here and, while it is open, an entry in knownBugs
+// (harness_test.go) so the sweeps count it instead of failing.
 
 // autoServer starts scripted.Auto with the answer hook for one test.
 func autoServer(t *testing.T, opts scripted.Options, cfg scripted.AutoConfig) *scripted.Server {
