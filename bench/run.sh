@@ -107,6 +107,10 @@ log "built against mailwire $SRC"
 # --- run ---------------------------------------------------------------------------------------
 if [ -n "$QUICK" ]; then
   exec_args=(-out "$BENCH/results/quick.md")
+elif [ "${#ARGS[@]}" -gt 0 ]; then
+  # A run narrowed by flags (scenarios, clients, rounds, ...) is not the table
+  # docs/performance.md promises; it goes to its own file (or to -out).
+  exec_args=(-out "$BENCH/results/partial.md")
 else
   exec_args=(-out "$BENCH/results/latest.md" -update-doc "$ROOT/docs/performance.md")
 fi

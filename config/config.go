@@ -140,10 +140,14 @@ func Load(path string) (*Config, error) {
 }
 
 // Parse parses a configuration in YAML (or JSON, which YAML 1.2 reads)
-// and checks its structure: the keys of the top level, of each profile and
-// of each middleware entry, the transport kinds and the middleware names,
-// which must be registered. name is the file's name, used in errors and as
-// the base of relative paths in the file (relative to its directory).
+// and checks all of it: the keys of the top level, of each profile and of
+// each middleware entry, and every profile's transport and middleware
+// parameters, decoded strictly by their registered kinds and middleware
+// (see [Params.Checking]). Secrets and the files the TLS blocks name are
+// read later, when [Config.Transport] builds a profile, so that a profile
+// whose secret is missing does not stop another from being used. name is
+// the file's name, used in errors and as the base of relative paths in the
+// file (relative to its directory).
 //
 // Errors are *[Error] values naming the file, line and key.
 func Parse(name string, data []byte) (*Config, error) {
@@ -177,7 +181,20 @@ func Parse(name string, data []byte) (*Config, error) {
 	if err := d.decodeStruct(root, loc{"", root.Line}, reflectOf(&fs), nil); err != nil {
 		return nil, err
 	}
-	return &Config{file: name, dir: d.dir, def: fs.Default, profiles: fs.Profiles}, nil
+	c := &Config{file: name, dir: d.dir, def: fs.Default, profiles: fs.Profiles}
+	// Check every profile as it would be built, without its secrets and
+	// files, so that a mistake in a profile that is built later (or never)
+	// is reported now.
+	for _, pn := range c.Profiles() {
+		t, err := c.build(c.profiles[pn], &decoder{file: name, dir: d.dir, check: true})
+		if err != nil {
+			return nil, err
+		}
+		if cl, ok := t.(interface{ Close() error }); ok {
+			cl.Close()
+		}
+	}
+	return c, nil
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
@@ -251,6 +268,11 @@ func (c *Config) Transport(profile string, opts ...Option) (transport.Transport,
 			o.apply(&d.opts)
 		}
 	}
+	return c.build(ps, d)
+}
+
+// build builds the profile ps with the decoder d.
+func (c *Config) build(ps *profileSpec, d *decoder) (transport.Transport, error) {
 	tp := &Params{d: d, node: ps.Transport.node, key: ps.Transport.key, line: ps.Transport.line}
 	t, err := tp.Transport()
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/mailwire/mailwire/auth"
 	"github.com/mailwire/mailwire/config"
+	"github.com/mailwire/mailwire/envelope"
 	"github.com/mailwire/mailwire/transport"
 	"github.com/mailwire/mailwire/transport/smtptest"
 )
@@ -471,5 +473,126 @@ func TestLoggingLevel(t *testing.T) {
 		if strings.Contains(logs.String(), "bob@example.org") {
 			t.Errorf("level %s: an address was logged without addresses: true", tt.level)
 		}
+	}
+}
+
+// Parse checks every profile, including those the program never builds:
+// a mistake anywhere in the file is reported when the file is loaded.
+func TestParseChecksEveryProfile(t *testing.T) {
+	head := []string{
+		"default: work",
+		"profiles:",
+		"  work:",
+		"    transport: {address: smtp.example.org:25, security: none}",
+		"  spare:", // 5
+		"    transport:",
+	}
+	for _, tt := range []struct {
+		name  string
+		lines []string
+		want  string
+	}{
+		{"unknown transport key", []string{
+			"      address: b.example.org:25",
+			"      securty: none", // 8
+		}, "c.yaml:8: profiles.spare.transport.securty: unknown key; did you mean security?"},
+		{"unknown mechanism", []string{
+			"      address: b.example.org:587",
+			"      auth:",
+			"        mechanism: PLAN", // 9
+			"        username: u",
+			"        password_env: MAILWIRE_UNSET_VARIABLE",
+		}, `c.yaml:9: profiles.spare.transport.auth.mechanism: unknown mechanism "PLAN" (forgotten import?)`},
+		{"wrong type in a failover member", []string{
+			"      kind: failover",
+			"      members:",
+			"        - {address: b.example.org:25, pool: {max_idle: many}}", // 9
+		}, "c.yaml:9: profiles.spare.transport.members[0].pool.max_idle: want an integer, got a string"},
+		{"unknown middleware parameter", []string{
+			"      address: b.example.org:25",
+			"    middleware:",
+			"      - name: retry",
+			"        with: {max_attempt: 3}", // 10
+		}, "c.yaml:10: profiles.spare.middleware[0].with.max_attempt: unknown key; did you mean max_attempts?"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Parse("c.yaml", yamlFile(append(slices.Clone(head), tt.lines...)...))
+			var ce *config.Error
+			if err == nil || err.Error() != tt.want || !errors.As(err, &ce) {
+				t.Errorf("Parse error = %v\nwant %s", err, tt.want)
+			}
+		})
+	}
+}
+
+// Parse does not read secrets or certificate files: a profile whose
+// variable is unset, or whose CA file is missing, fails when it is built,
+// and does not stop the others.
+func TestParseLeavesSecretsAndFilesToBuild(t *testing.T) {
+	cfg, err := config.Parse("c.yaml", yamlFile(
+		"default: work",
+		"profiles:",
+		"  work:",
+		"    transport: {address: smtp.example.org:25, security: none}",
+		"  spare:",
+		"    transport:",
+		"      address: b.example.org:587",
+		"      auth:",
+		"        mechanism: PLAIN",
+		"        username: u",
+		"        password_env: MAILWIRE_UNSET_VARIABLE", // 11
+		"  certs:",
+		"    transport:",
+		"      address: c.example.org:465",
+		"      tls: {ca_file: /nonexistent/mailwire-ca.pem}", // 15
+	))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if _, err := cfg.Transport("work"); err != nil {
+		t.Errorf("work: %v", err)
+	}
+	_, err = cfg.Transport("spare")
+	want := "c.yaml:11: profiles.spare.transport.auth.password_env: environment variable MAILWIRE_UNSET_VARIABLE is not set"
+	if err == nil || err.Error() != want {
+		t.Errorf("spare: %v\nwant %s", err, want)
+	}
+	_, err = cfg.Transport("certs")
+	want = "c.yaml:15: profiles.certs.transport.tls.ca_file: open /nonexistent/mailwire-ca.pem: no such file or directory"
+	if err == nil || err.Error() != want {
+		t.Errorf("certs: %v\nwant %s", err, want)
+	}
+	t.Setenv("MAILWIRE_UNSET_VARIABLE", "pw")
+	if _, err := cfg.Transport("spare"); err != nil {
+		t.Errorf("spare with its variable set: %v", err)
+	}
+}
+
+// A registered kind is called once per profile by Parse, with Checking
+// true, and again when the profile is built, with Checking false.
+func TestParamsChecking(t *testing.T) {
+	var calls []bool
+	config.RegisterTransport("test-checking", func(p *config.Params) (transport.Transport, error) {
+		var v struct {
+			Address string `yaml:"address"`
+		}
+		if err := p.Decode(&v); err != nil {
+			return nil, err
+		}
+		calls = append(calls, p.Checking())
+		return transport.Func(func(context.Context, *envelope.Envelope, io.Reader) (*transport.Result, error) {
+			return nil, nil
+		}), nil
+	})
+	defer config.UnregisterTransport("test-checking")
+	cfg, err := config.Parse("c.yaml", yamlFile("profiles: {p: {transport: {kind: test-checking, address: x}}}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cfg.Transport("p"); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(calls, []bool{true, false}) {
+		t.Errorf("Checking in the calls: %v, want [true false]", calls)
 	}
 }

@@ -18,9 +18,10 @@ import (
 // A decoder turns YAML nodes into Go values strictly, reporting every
 // problem as an *Error with the file, line and key path.
 type decoder struct {
-	file string // name for errors
-	dir  string // directory that relative paths are relative to
-	opts buildOptions
+	file  string // name for errors
+	dir   string // directory that relative paths are relative to
+	opts  buildOptions
+	check bool // Parse's check of every profile: secrets and files are not read
 }
 
 // Params are the parameters of a transport kind or a middleware: a YAML
@@ -89,6 +90,15 @@ func (p *Params) wrap(key string, err error) error {
 	line, path := p.find(key)
 	return &Error{File: p.d.file, Line: line, Key: path, Err: err}
 }
+
+// Checking reports whether the parameters are being decoded by [Parse],
+// which checks every profile of a file by calling its kinds and middleware
+// once and discarding what they build. Secrets and the files of the TLS
+// block are not read then ([Secret.Value] is empty). A kind or middleware
+// whose construction has side effects (opening a file, starting a
+// goroutine) skips them while Checking is true; decoding and checking its
+// parameters is what Parse needs from it.
+func (p *Params) Checking() bool { return p.d.check }
 
 // Path returns a path written in the file as the file means it: a
 // relative path is relative to the directory of the configuration file.

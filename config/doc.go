@@ -28,11 +28,12 @@
 //
 //	mail.yaml:12: profiles.work.transport.auth.mechanism: unknown mechanism "PLAN" (forgotten import?)
 //
-// [Parse] and [Load] check the structure of the whole file and every kind
-// and middleware name; [Config.Transport] decodes the parameters of the
-// profile it builds, reads its secrets and files, and checks the rest. So a
-// profile whose password is not in the environment does not stop another
-// from being used.
+// [Parse] and [Load] check the whole file, every profile included: they
+// call each profile's kind and middleware once, with [Params.Checking]
+// true, and discard what they build. [Config.Transport] then builds the
+// profile it is asked for and reads its secrets and files, so a profile
+// whose password is not in the environment does not stop another from
+// being used.
 //
 // # Secrets
 //

@@ -37,7 +37,9 @@ var (
 // RegisterTransport makes the transport kind available to configuration
 // files: a transport whose kind is kind is built by f. It is meant to be
 // called from the init function of the package that provides the kind, so
-// that a program enables the kind by importing that package.
+// that a program enables the kind by importing that package. f is called
+// by [Parse] for every profile of that kind, with [Params.Checking] true,
+// and again by [Config.Transport].
 //
 // RegisterTransport panics if kind is not a valid name (1 to 64 characters
 // from a-z, 0-9, "-", "_" and ".", starting with a letter), if f is nil, or
@@ -60,7 +62,8 @@ func RegisterTransport(kind string, f TransportFunc) {
 // RegisterMiddleware makes the middleware available to configuration files
 // under name: an entry of a profile's middleware list whose name is name is
 // built by f. It is meant to be called from the init function of the
-// package that provides the middleware.
+// package that provides the middleware. Like a kind's, f is called by
+// [Parse] with [Params.Checking] true, and again by [Config.Transport].
 //
 // RegisterMiddleware panics if name is not a valid name (as for
 // [RegisterTransport]), if f is nil, or if the name is already registered.

@@ -134,7 +134,13 @@ func (d *decoder) secret(name, path string, parts []secretPart) (Secret, error) 
 		}
 		s := Secret{variant: p.variant, name: ref}
 		var err error
-		if p.variant == "env" {
+		switch {
+		case d.check:
+			// Parse checks the file; the secret is read when the profile is built.
+			if p.variant == "file" {
+				s.name = d.path(ref)
+			}
+		case p.variant == "env":
 			val, ok := os.LookupEnv(ref)
 			switch {
 			case !ok:
@@ -143,7 +149,7 @@ func (d *decoder) secret(name, path string, parts []secretPart) (Secret, error) 
 				err = &secretError{fmt.Sprintf("environment variable %s is empty", ref)}
 			}
 			s.value = val
-		} else {
+		default:
 			s.name = d.path(ref)
 			s.value, err = readSecretFile(s.name)
 		}
