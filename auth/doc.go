@@ -14,8 +14,9 @@
 //   - ANONYMOUS (RFC 4505): [Anonymous]
 //   - SCRAM-SHA-1 (RFC 5802): [SCRAMSHA1]
 //   - SCRAM-SHA-256 (RFC 7677): [SCRAMSHA256]
-//   - SCRAM-SHA-256-PLUS with channel binding (RFC 5802, RFC 5929,
-//     RFC 9266): [SCRAMSHA256Plus]
+//   - SCRAM-SHA-512 (draft-melnikov-scram-sha-512): [SCRAMSHA512]
+//   - their -PLUS forms with channel binding (RFC 5802, RFC 5929,
+//     RFC 9266): [SCRAMSHA1Plus], [SCRAMSHA256Plus], [SCRAMSHA512Plus]
 //
 // A [Config] is an [Authenticator] that picks the strongest mechanism both
 // the caller allows and the server offers ([DefaultPreference] gives the

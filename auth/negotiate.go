@@ -34,19 +34,26 @@ var rules = map[string]rule{
 	"EXTERNAL":           {usable: externalUsable, noCredential: true},
 	"ANONYMOUS":          {usable: anonymousUsable, noCredential: true},
 	"SCRAM-SHA-1":        {usable: scramSHA1.usable},
+	"SCRAM-SHA-1-PLUS":   {usable: scramSHA1Plus.usable},
 	"SCRAM-SHA-256":      {usable: scramSHA256.usable},
 	"SCRAM-SHA-256-PLUS": {usable: scramSHA256Plus.usable},
+	"SCRAM-SHA-512":      {usable: scramSHA512.usable},
+	"SCRAM-SHA-512-PLUS": {usable: scramSHA512Plus.usable},
 }
 
 // DefaultPreference returns the order in which a [Config] with nil
 // Mechanisms tries mechanisms, strongest first:
 //
-//	SCRAM-SHA-256-PLUS SCRAM-SHA-256 SCRAM-SHA-1 OAUTHBEARER XOAUTH2 PLAIN LOGIN CRAM-MD5
+//	SCRAM-SHA-512-PLUS SCRAM-SHA-256-PLUS SCRAM-SHA-1-PLUS
+//	SCRAM-SHA-512 SCRAM-SHA-256 SCRAM-SHA-1
+//	OAUTHBEARER XOAUTH2 PLAIN LOGIN CRAM-MD5
 //
 // SCRAM never sends the password and authenticates the server too; its
 // -PLUS form also binds the exchange to the TLS connection, so that a
 // man-in-the-middle holding a certificate the client trusts cannot relay it
-// to the real server. SHA-256 comes before SHA-1. OAuth tokens are scoped and expire, so they come
+// to the real server, which matters more than the hash: every -PLUS form
+// comes before every unbound one. Within each, SHA-512 comes before
+// SHA-256 and SHA-256 before SHA-1. OAuth tokens are scoped and expire, so they come
 // before passwords, and the standard OAUTHBEARER before Google's and
 // Microsoft's XOAUTH2; both are skipped unless [Credentials.Token] is set.
 // PLAIN is safe inside TLS, which a Config requires by default, and is
@@ -65,7 +72,10 @@ var rules = map[string]rule{
 // or none), so a caller must ask for them by name.
 func DefaultPreference() []string {
 	return []string{
+		"SCRAM-SHA-512-PLUS",
 		"SCRAM-SHA-256-PLUS",
+		"SCRAM-SHA-1-PLUS",
+		"SCRAM-SHA-512",
 		"SCRAM-SHA-256",
 		"SCRAM-SHA-1",
 		"OAUTHBEARER",

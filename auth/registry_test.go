@@ -75,7 +75,8 @@ func TestMechanismsSorted(t *testing.T) {
 
 func TestBuiltinsRegistered(t *testing.T) {
 	want := []string{"ANONYMOUS", "CRAM-MD5", "EXTERNAL", "LOGIN", "OAUTHBEARER", "PLAIN",
-		"SCRAM-SHA-1", "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS", "XOAUTH2"}
+		"SCRAM-SHA-1", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS",
+		"SCRAM-SHA-512", "SCRAM-SHA-512-PLUS", "XOAUTH2"}
 	// X-DEMO-HMAC is registered by ExampleRegister's file.
 	got := slices.DeleteFunc(auth.Mechanisms(), func(s string) bool { return strings.HasPrefix(s, "X-") })
 	if !slices.Equal(got, want) {

@@ -18,14 +18,20 @@ import (
 
 func init() {
 	Register(scramSHA1.name, SCRAMSHA1)
+	Register(scramSHA1Plus.name, SCRAMSHA1Plus)
 	Register(scramSHA256.name, SCRAMSHA256)
 	Register(scramSHA256Plus.name, SCRAMSHA256Plus)
+	Register(scramSHA512.name, SCRAMSHA512)
+	Register(scramSHA512Plus.name, SCRAMSHA512Plus)
 }
 
 var (
 	_ NewFunc = SCRAMSHA1
+	_ NewFunc = SCRAMSHA1Plus
 	_ NewFunc = SCRAMSHA256
 	_ NewFunc = SCRAMSHA256Plus
+	_ NewFunc = SCRAMSHA512
+	_ NewFunc = SCRAMSHA512Plus
 )
 
 // SCRAMSHA1 is the [NewFunc] of the SCRAM-SHA-1 mechanism (RFC 5802). See
@@ -66,6 +72,25 @@ func SCRAMSHA256Plus(_ context.Context, c Credentials, info ServerInfo) (sasl.Cl
 	return scramSHA256Plus.newClient(c, info, nil)
 }
 
+// SCRAMSHA1Plus is the [NewFunc] of the SCRAM-SHA-1-PLUS mechanism (RFC
+// 5802): [SCRAMSHA1] bound to the TLS connection as [SCRAMSHA256Plus] is.
+func SCRAMSHA1Plus(_ context.Context, c Credentials, info ServerInfo) (sasl.Client, error) {
+	return scramSHA1Plus.newClient(c, info, nil)
+}
+
+// SCRAMSHA512 is the [NewFunc] of the SCRAM-SHA-512 mechanism
+// (draft-melnikov-scram-sha-512, registered with IANA): [SCRAMSHA256] with
+// SHA-512.
+func SCRAMSHA512(_ context.Context, c Credentials, info ServerInfo) (sasl.Client, error) {
+	return scramSHA512.newClient(c, info, nil)
+}
+
+// SCRAMSHA512Plus is the [NewFunc] of the SCRAM-SHA-512-PLUS mechanism:
+// [SCRAMSHA512] bound to the TLS connection as [SCRAMSHA256Plus] is.
+func SCRAMSHA512Plus(_ context.Context, c Credentials, info ServerInfo) (sasl.Client, error) {
+	return scramSHA512Plus.newClient(c, info, nil)
+}
+
 type scramVariant struct {
 	name string
 	hash scram.HashGeneratorFcn
@@ -74,8 +99,11 @@ type scramVariant struct {
 
 var (
 	scramSHA1       = scramVariant{"SCRAM-SHA-1", scram.SHA1, false}
+	scramSHA1Plus   = scramVariant{"SCRAM-SHA-1-PLUS", scram.SHA1, true}
 	scramSHA256     = scramVariant{"SCRAM-SHA-256", scram.SHA256, false}
 	scramSHA256Plus = scramVariant{"SCRAM-SHA-256-PLUS", scram.SHA256, true}
+	scramSHA512     = scramVariant{"SCRAM-SHA-512", scram.SHA512, false}
+	scramSHA512Plus = scramVariant{"SCRAM-SHA-512-PLUS", scram.SHA512, true}
 )
 
 func (v scramVariant) usable(c Credentials, info ServerInfo) error {

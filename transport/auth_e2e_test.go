@@ -340,13 +340,16 @@ func aeAllMechanisms(plus bool) map[string]smtptest.AuthMechanism {
 		"CRAM-MD5":      smtptest.CRAMMD5,
 		"SCRAM-SHA-1":   scram,
 		"SCRAM-SHA-256": scram,
+		"SCRAM-SHA-512": scram,
 		"XOAUTH2":       smtptest.XOAUTH2(tokens),
 		"OAUTHBEARER":   smtptest.OAuthBearer(tokens),
 		"EXTERNAL":      smtptest.External,
 		"ANONYMOUS":     smtptest.Anonymous,
 	}
 	if plus {
+		m["SCRAM-SHA-1-PLUS"] = scram
 		m["SCRAM-SHA-256-PLUS"] = scram
+		m["SCRAM-SHA-512-PLUS"] = scram
 	}
 	return m
 }
@@ -388,7 +391,7 @@ func aeMechCases() []aeMechCase {
 	pass := func(p string) auth.Credentials { return auth.Credentials{Username: aeUser, Password: p} }
 	tok := func(tk string) auth.Credentials { return auth.Credentials{Username: aeUser, Token: aeStaticToken(tk)} }
 	var cases []aeMechCase
-	for _, m := range []string{"PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS"} {
+	for _, m := range []string{"PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256", "SCRAM-SHA-512", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256-PLUS", "SCRAM-SHA-512-PLUS"} {
 		cases = append(cases, aeMechCase{mech: m, good: pass(aePassword), bad: pass(aeWrongPassword), user: aeUser})
 	}
 	for _, m := range []string{"XOAUTH2", "OAUTHBEARER"} {
@@ -413,7 +416,7 @@ func TestAuthE2EMechanisms(t *testing.T) {
 				}
 				// Each server offers only the mechanism under test, with
 				// AUTH after TLS only.
-				s, serverDebug := aeStart(t, sec, aeOnly(aeAllMechanisms(tc.mech == "SCRAM-SHA-256-PLUS"), tc.mech), configure)
+				s, serverDebug := aeStart(t, sec, aeOnly(aeAllMechanisms(strings.HasSuffix(tc.mech, "-PLUS")), tc.mech), configure)
 				newTransport := func(a auth.Authenticator) (*transport.SMTP, *aeBuffer) {
 					tr, transcript := aeTransport(s, a)
 					if tc.cert {
@@ -742,12 +745,19 @@ func TestAuthE2ENegotiation(t *testing.T) {
 		{name: "pref-anonymous", offered: all, prefs: []string{"ANONYMOUS", "PLAIN"}, want: "ANONYMOUS", user: "anonymous"},
 		{name: "pref-token-missing", offered: all, prefs: []string{"XOAUTH2", "OAUTHBEARER", "SCRAM-SHA-1"}, noToken: true, want: "SCRAM-SHA-1"},
 		{name: "pref-plus-only", offered: all, prefs: []string{"SCRAM-SHA-256-PLUS"}, version: tls.VersionTLS12, want: "SCRAM-SHA-256-PLUS"},
+		// Every SCRAM form: SHA-512-PLUS first; a channel-bound SHA-1
+		// before an unbound SHA-256; SHA-512 before SHA-256 unbound.
+		{name: "all-scram", offered: append(slices.Clone(all), "SCRAM-SHA-1-PLUS", "SCRAM-SHA-512", "SCRAM-SHA-512-PLUS"), want: "SCRAM-SHA-512-PLUS"},
+		{name: "all-scram-tls1.2", offered: append(slices.Clone(all), "SCRAM-SHA-1-PLUS", "SCRAM-SHA-512", "SCRAM-SHA-512-PLUS"), version: tls.VersionTLS12, want: "SCRAM-SHA-512-PLUS"},
+		{name: "sha1-plus-over-sha256", offered: []string{"PLAIN", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256"}, want: "SCRAM-SHA-1-PLUS"},
+		{name: "sha512-unbound", offered: []string{"PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256", "SCRAM-SHA-512"}, want: "SCRAM-SHA-512"},
 		{name: "none-common", offered: []string{"PLAIN"}, prefs: []string{"SCRAM-SHA-256", "LOGIN"}},
 		{name: "none-usable", offered: []string{"EXTERNAL", "XOAUTH2"}, noToken: true},
 		{name: "none-allowed", offered: all, prefs: []string{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			mechs := aeOnly(aeAllMechanisms(slices.Contains(tc.offered, "SCRAM-SHA-256-PLUS")), tc.offered...)
+			plus := slices.ContainsFunc(tc.offered, func(m string) bool { return strings.HasSuffix(m, "-PLUS") })
+			mechs := aeOnly(aeAllMechanisms(plus), tc.offered...)
 			s, serverDebug := aeStart(t, transport.StartTLS, mechs, aeTLS(tc.version, tls.VerifyClientCertIfGiven, pki.pool))
 			creds := auth.Credentials{Username: aeUser, Password: aePassword, Token: aeStaticToken(aeToken)}
 			if tc.noToken {

@@ -87,9 +87,9 @@ func exportKeyingMaterial(cs *tls.ConnectionState) (data []byte, err error) {
 }
 
 // SCRAM is the server side of the SCRAM family, with the defaults of
-// [SCRAMConfig]: SCRAM-SHA-1 (RFC 5802), SCRAM-SHA-256 (RFC 7677), and
-// their channel-bound forms SCRAM-SHA-1-PLUS and SCRAM-SHA-256-PLUS, chosen
-// by the request's Mechanism. Register it under each name the server is to
+// [SCRAMConfig]: SCRAM-SHA-1 (RFC 5802), SCRAM-SHA-256 (RFC 7677),
+// SCRAM-SHA-512, and their channel-bound -PLUS forms, chosen by the
+// request's Mechanism. Register it under each name the server is to
 // offer:
 //
 //	s.AuthMechanisms = map[string]smtptest.AuthMechanism{
@@ -166,6 +166,10 @@ func scramHash(mech string) (hash scram.HashGeneratorFcn, plus, ok bool) {
 		return scram.SHA256, false, true
 	case "SCRAM-SHA-256-PLUS":
 		return scram.SHA256, true, true
+	case "SCRAM-SHA-512":
+		return scram.SHA512, false, true
+	case "SCRAM-SHA-512-PLUS":
+		return scram.SHA512, true, true
 	}
 	return nil, false, false
 }
