@@ -2,7 +2,10 @@ package auth
 
 import (
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // ErrNotOffered is returned by an Authenticator when the server advertised
@@ -23,7 +26,7 @@ var ErrServerNotVerified = errors.New("auth: server did not prove its identity")
 // be used with the server: none was offered, or those offered cannot be
 // used on this connection (Skipped says why).
 type NoCommonMechanismError struct {
-	Offered []string // the mechanisms the server advertised
+	Offered []string // the mechanisms the server advertised, all of them
 	Allowed []string // the mechanisms the caller allowed, in preference order
 	// Skipped has one "NAME: reason" entry for each mechanism both offered
 	// and allowed that could not be used here, such as "XOAUTH2: no token
@@ -32,11 +35,15 @@ type NoCommonMechanismError struct {
 }
 
 // Error returns "auth: no common mechanism: server offers X Y; allowed Z",
-// followed by the skipped mechanisms and their reasons.
+// followed by the skipped mechanisms and their reasons. The server's list
+// is quoted only in part, since a hostile server can make it as long as it
+// likes: at most 16 names, each escaped if it holds anything but printable
+// ASCII and cut to 40 bytes, then "… and N more". Offered keeps the whole
+// list.
 func (e *NoCommonMechanismError) Error() string {
 	var b strings.Builder
 	b.WriteString("auth: no common mechanism: server offers ")
-	b.WriteString(strings.Join(e.Offered, " "))
+	writeMechanismList(&b, e.Offered)
 	b.WriteString("; allowed ")
 	if len(e.Allowed) == 0 {
 		b.WriteString("none")
@@ -48,6 +55,64 @@ func (e *NoCommonMechanismError) Error() string {
 		b.WriteString(s)
 	}
 	return b.String()
+}
+
+// Bounds on what an error message quotes of a mechanism list a server sent.
+const (
+	maxQuotedMechanisms   = 16
+	maxQuotedMechanismLen = 40
+)
+
+// writeMechanismList writes names, space separated, within the bounds.
+func writeMechanismList(b *strings.Builder, names []string) {
+	if len(names) == 0 {
+		b.WriteString("none")
+		return
+	}
+	for i, name := range names {
+		if i == maxQuotedMechanisms {
+			fmt.Fprintf(b, " … and %d more", len(names)-i)
+			return
+		}
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(quoteMechanism(name))
+	}
+}
+
+// quoteMechanism returns name as an error message shows it: as is if it is
+// printable ASCII, else Go-quoted with everything else escaped; either way
+// at most maxQuotedMechanismLen bytes, and "…" after them if it was cut (an
+// escape sequence is never cut in two).
+func quoteMechanism(name string) string {
+	printable := true
+	for i := 0; i < len(name); i++ {
+		if name[i] <= ' ' || name[i] >= 0x7f {
+			printable = false
+			break
+		}
+	}
+	if printable {
+		if len(name) > maxQuotedMechanismLen {
+			return name[:maxQuotedMechanismLen] + "…"
+		}
+		return name
+	}
+	b := []byte{'"'}
+	var piece []byte
+	for i := 0; i < len(name); {
+		_, w := utf8.DecodeRuneInString(name[i:])
+		piece = strconv.AppendQuoteToASCII(piece[:0], name[i:i+w])
+		piece = piece[1 : len(piece)-1]
+		// Keep room for the closing quote.
+		if len(b)+len(piece)+1 > maxQuotedMechanismLen {
+			return string(b) + "…"
+		}
+		b = append(b, piece...)
+		i += w
+	}
+	return string(append(b, '"'))
 }
 
 // Is reports whether target is [ErrNoCommonMechanism].

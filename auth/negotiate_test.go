@@ -3,6 +3,8 @@ package auth_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -108,6 +110,66 @@ func TestNoCommonMechanismError(t *testing.T) {
 		strings.Join(auth.DefaultPreference(), " ") + "; XOAUTH2: no token source"
 	if err.Error() != want {
 		t.Errorf("err = %q\nwant  %q", err, want)
+	}
+}
+
+func TestNoCommonMechanismErrorBoundsServerList(t *testing.T) {
+	// A hostile server's 3 KB junk list: the error message quotes a
+	// bounded part of it, the Offered field keeps all of it.
+	var offered []string
+	for i := 0; len(strings.Join(offered, " ")) < 3000; i++ {
+		offered = append(offered, fmt.Sprintf("JUNK%d-%s", i, strings.Repeat("X", 60)))
+	}
+	offered = append(offered, "GSSAPI")
+	cfg := auth.Config{Credentials: auth.Credentials{Username: "alice", Password: "pw"}, Mechanisms: []string{"PLAIN"}}
+	_, err := cfg.Start(context.Background(), auth.ServerInfo{TLS: tlsState(), Mechanisms: offered})
+	var ne *auth.NoCommonMechanismError
+	if !errors.As(err, &ne) {
+		t.Fatalf("err = %v, want *NoCommonMechanismError", err)
+	}
+	if !slices.Equal(ne.Offered, offered) {
+		t.Errorf("Offered has %d names, want all %d", len(ne.Offered), len(offered))
+	}
+	msg := err.Error()
+	var quoted []string
+	for i := range 16 {
+		quoted = append(quoted, offered[i][:40]+"…")
+	}
+	want := "auth: no common mechanism: server offers " + strings.Join(quoted, " ") +
+		fmt.Sprintf(" … and %d more; allowed PLAIN", len(offered)-16)
+	if msg != want {
+		t.Errorf("err = %q\nwant  %q", msg, want)
+	}
+	if len(msg) > 1000 {
+		t.Errorf("message is %d bytes", len(msg))
+	}
+	if strings.Contains(msg, "GSSAPI") || strings.Contains(msg, strings.Repeat("X", 41)) {
+		t.Errorf("message quotes too much: %q", msg)
+	}
+
+	// Exactly 16 names: all shown, no "more".
+	ne2 := &auth.NoCommonMechanismError{Offered: offered[:16], Allowed: []string{"PLAIN"}}
+	if s := ne2.Error(); strings.Contains(s, "more") || !strings.Contains(s, offered[15][:40]+"…; allowed") {
+		t.Errorf("16 names: %q", s)
+	}
+}
+
+func TestNoCommonMechanismErrorEscapesServerNames(t *testing.T) {
+	e := &auth.NoCommonMechanismError{
+		Offered: []string{"PLAIN", "\x1b[31mRED", "caf\u00e9", "\x00" + strings.Repeat("\x07", 100)},
+		Allowed: []string{"SCRAM-SHA-256"},
+	}
+	msg := e.Error()
+	// The last name is cut to fit 40 bytes with its closing quote, never
+	// inside an escape sequence.
+	want := `auth: no common mechanism: server offers PLAIN "\x1b[31mRED" "caf\u00e9" "\x00` + strings.Repeat(`\a`, 17) + `…; allowed SCRAM-SHA-256`
+	if msg != want {
+		t.Errorf("err = %q\nwant  %q", msg, want)
+	}
+	for i := 0; i < len(msg); i++ {
+		if msg[i] < 0x20 || msg[i] == 0x7f {
+			t.Fatalf("message holds control byte %#x: %q", msg[i], msg)
+		}
 	}
 }
 

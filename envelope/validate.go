@@ -96,6 +96,14 @@ func (r *Recipient) validate(field string) error {
 	return nil
 }
 
+// CheckText reports whether s may go on a command line as text: it
+// returns [ErrControlChar] if s contains a C0 control (CR, LF, NUL and TAB
+// among them), DEL, a C1 control, U+2028 or U+2029, [ErrMalformed] if s is
+// not valid UTF-8, and nil otherwise. Validate applies the same rule to
+// every address and parameter; package transport applies it to raw
+// commands and their arguments.
+func CheckText(s string) error { return checkText(s) }
+
 // checkText returns ErrControlChar if s contains a C0 control, DEL, a C1
 // control, U+2028 or U+2029, ErrMalformed if s is not valid UTF-8, and nil
 // otherwise.

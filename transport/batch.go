@@ -155,20 +155,18 @@ func (t *tx) needsReset() bool {
 // fails, the remaining messages continue on a new one; the messages whose
 // transactions were cut report that (a message whose data was complete
 // reports an unknown outcome and is never sent again). Concurrent calls use
-// separate connections. done is called once per message, in order.
+// separate connections, within Pool.MaxConns, as Sends do; with pooling
+// disabled, each connection is closed once the batch is done with it. After
+// Close, SendBatch reports the first message, if any, failed with
+// ErrTransportClosed and returns that error. done is called once per
+// message, in order.
 func (t *SMTP) SendBatch(ctx context.Context, msgs iter.Seq[Message], done func(i int, res *Result, err error)) error {
-	if t.Pool.MaxIdleConns < 0 {
-		return poolBatch(ctx, newPool(t.config(), PoolConfig{MaxIdleConns: 0}), msgs, done, true)
-	}
-	return poolBatch(ctx, t.getPool(), msgs, done, false)
+	return poolBatch(ctx, t.getPool(), msgs, done)
 }
 
-func poolBatch(ctx context.Context, p *pool, msgs iter.Seq[Message], done func(int, *Result, error), closeAfter bool) error {
+func poolBatch(ctx context.Context, p *pool, msgs iter.Seq[Message], done func(int, *Result, error)) error {
 	next, stop := iter.Pull(msgs)
 	defer stop()
-	if closeAfter {
-		defer p.closeIdle(true)
-	}
 	idx := 0
 	var pending *Message
 	pull := func() (Message, bool) {
@@ -197,7 +195,7 @@ func poolBatch(ctx context.Context, p *pool, msgs iter.Seq[Message], done func(i
 		n, berr := c.sendBatch(ctx, pull, idx, done)
 		c.mu.Unlock()
 		idx += n
-		p.put(c)
+		p.put(ctx, c)
 		if berr != nil {
 			if ctx.Err() != nil {
 				return context.Cause(ctx)
@@ -215,8 +213,5 @@ func (t *LMTP) SendBatch(ctx context.Context, msgs iter.Seq[Message], done func(
 	if err != nil {
 		return &OpError{Op: OpDial, Addr: t.Addr, Err: err}
 	}
-	if t.Pool.MaxIdleConns < 0 {
-		return poolBatch(ctx, newPool(cfg, PoolConfig{}), msgs, done, true)
-	}
-	return poolBatch(ctx, t.getPool(cfg), msgs, done, false)
+	return poolBatch(ctx, t.getPool(cfg), msgs, done)
 }

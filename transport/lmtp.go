@@ -108,9 +108,9 @@ func (t *LMTP) Dial(ctx context.Context) (*Conn, error) {
 	return dial(ctx, cfg)
 }
 
-// Send delivers msg over a new connection, then closes it. See [Transport]
-// for the contract; each recipient's outcome comes from its own reply to
-// the end of the data.
+// Send delivers msg over a pooled connection, as [SMTP.Send] does. See
+// [Transport] for the contract; each recipient's outcome comes from its own
+// reply to the end of the data.
 func (t *LMTP) Send(ctx context.Context, env *envelope.Envelope, msg io.Reader) (*Result, error) {
 	cfg, err := t.config()
 	if err != nil {
@@ -122,21 +122,18 @@ func (t *LMTP) Send(ctx context.Context, env *envelope.Envelope, msg io.Reader) 
 		(&tx{res: res}).failOpen(PermFailed, nil, oe)
 		return res, oe
 	}
-	if t.Pool.MaxIdleConns < 0 {
-		return sendOnce(ctx, cfg, env, msg)
-	}
 	return t.getPool(cfg).send(ctx, env, msg)
 }
 
 func (t *LMTP) getPool(cfg *sessionConfig) *pool { return t.pools.get(cfg, t.Pool) }
 
 // CloseIdleConnections closes the transport's idle connections.
-func (t *LMTP) CloseIdleConnections() { t.pools.closeIdle(nil, t.Pool, false) }
+func (t *LMTP) CloseIdleConnections() { t.pools.closeIdle(false) }
 
-// Close closes the idle connections and makes further Sends fail with
-// ErrTransportClosed.
+// Close closes the idle connections and makes further Sends and SendBatches
+// fail with ErrTransportClosed, pooling disabled or not; connections in use
+// are closed when their Send ends.
 func (t *LMTP) Close() error {
-	cfg, _ := t.config()
-	t.pools.closeIdle(cfg, t.Pool, true)
+	t.pools.closeIdle(true)
 	return nil
 }

@@ -147,6 +147,14 @@ func (p *pipe) readOne() bool {
 		p.fail(err)
 		return false
 	}
+	if p.outstanding() == 1 && p.c.w.Buffered() > 0 && !p.lmtpMulti(e) {
+		// Every command written has its reply, yet more has come: the
+		// server answered a command it was never sent (a reply ahead of
+		// the message data, or one too many). Which reply belongs to which
+		// command can no longer be known.
+		p.fail(errUnsolicited)
+		return false
+	}
 	if rep.Intermediate() && !(e.kind == kData && rep.Code == 354) {
 		// A 3yz where none is due: the conversation is out of step, and
 		// nothing after this reply can be trusted.
@@ -162,6 +170,16 @@ func (p *pipe) readOne() bool {
 	e.t.expects--
 	p.apply(e, rep)
 	return p.lost == nil
+}
+
+// errUnsolicited is the protocol error of a server that sent a reply no
+// command asked for.
+var errUnsolicited = &ProtocolError{Reason: "the server sent a reply to no command"}
+
+// lmtpMulti reports whether e is an LMTP end of data that several replies
+// answer (RFC 2033 4.2); lmtpReplies reads those after the first.
+func (p *pipe) lmtpMulti(e expect) bool {
+	return p.c.cfg.lmtp && (e.kind == kDot || e.kind == kBdatLast) && len(e.t.pending) > 1
 }
 
 // until flushes and reads replies until cond holds or nothing is due.
@@ -491,6 +509,19 @@ func (p *pipe) lmtpReplies(t *tx, first *wire.Reply) {
 		} else {
 			t.set(i, replyOutcome(rep.Code), rep, replyErr(rep))
 		}
+		if k == len(t.pending)-1 && p.outstanding() == 0 && c.w.Buffered() > 0 && rep.Code != 421 {
+			// More replies than accepted recipients: which reply is whose
+			// cannot be known, so none of them is trusted.
+			oe := c.cfg.opErr(OpEndOfData, errUnsolicited)
+			for _, j := range t.pending {
+				t.set(j, Unknown, nil, oe)
+			}
+			t.pending = nil
+			t.setErr(oe)
+			t.finished = true
+			p.fail(errUnsolicited)
+			return
+		}
 		if rep.Code == 421 {
 			// Recipients after this one got no reply: their fate is unknown.
 			rest := t.pending[k+1:]
@@ -675,6 +706,13 @@ func (p *pipe) data(t *tx) {
 		}
 	}
 	bufPool.Put(bp)
+	if err == nil && p.outstanding() == 0 && c.w.Stale() {
+		// Nothing is due, yet the server has spoken (or closed) while the
+		// data was streaming: a reply now would be taken for the reply to
+		// the end of the data. The end is not written, so nothing can be
+		// delivered.
+		err = &ProtocolError{Reason: "the server sent a reply or closed the connection before the end of the data"}
+	}
 	if err == nil {
 		err = dw.Close()
 	}

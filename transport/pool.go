@@ -28,7 +28,8 @@ const (
 	DefaultMaxMessagesPerConn = 100
 )
 
-// ErrTransportClosed is returned by Send on a transport after Close.
+// ErrTransportClosed is returned by Send and SendBatch on a transport
+// after Close, whether or not pooling is disabled.
 var ErrTransportClosed = errors.New("transport: transport closed")
 
 // PoolConfig configures the connection pool of an SMTP or LMTP transport.
@@ -37,10 +38,12 @@ var ErrTransportClosed = errors.New("transport: transport closed")
 type PoolConfig struct {
 	// MaxConns limits the connections open at once, busy and idle; Sends
 	// beyond it wait for one, honouring their context. 0 means no limit.
+	// It applies whether or not pooling is disabled.
 	MaxConns int
 	// MaxIdleConns is the number of idle connections kept for reuse; 0
-	// means DefaultMaxIdleConns. A negative value disables pooling: each
-	// Send opens a connection and closes it with QUIT.
+	// means DefaultMaxIdleConns. A negative value disables pooling, that is
+	// reuse only: each Send opens a connection and closes it with QUIT, while
+	// MaxConns and Close still apply.
 	MaxIdleConns int
 	// IdleTimeout closes a connection idle for longer; 0 means
 	// DefaultIdleTimeout.
@@ -50,7 +53,10 @@ type PoolConfig struct {
 	MaxMessagesPerConn int
 }
 
-// pool holds the idle sessions of one transport. A pool belongs to one
+// pool holds the sessions of one transport: it counts the open ones
+// against MaxConns, keeps the idle ones (none when pooling is disabled) and
+// refuses use once closed. Every Send and SendBatch of an SMTP or LMTP
+// transport goes through its pool. A pool belongs to one
 // transport value, whose configuration must not change after the first
 // Send; each session also carries the key of the configuration that opened
 // it, and a session with another key is never reused.
@@ -138,13 +144,8 @@ func (p *pool) get(ctx context.Context) (c *Conn, reused bool, err error) {
 		if p.maxConns <= 0 || p.open < p.maxConns {
 			p.open++
 			p.mu.Unlock()
-			c, err := dial(ctx, p.cfg)
-			if err != nil {
-				p.release()
-				return nil, false, err
-			}
-			c.key = p.key
-			return c, false, nil
+			c, err := p.dialSlot(ctx)
+			return c, false, err
 		}
 		ch := make(chan struct{}, 1)
 		p.waiters = append(p.waiters, ch)
@@ -170,6 +171,35 @@ func (p *pool) get(ctx context.Context) (c *Conn, reused bool, err error) {
 	}
 }
 
+// dialSlot opens a session in a slot already counted in open; if the dial
+// fails, the slot is released.
+func (p *pool) dialSlot(ctx context.Context) (*Conn, error) {
+	c, err := dial(ctx, p.cfg)
+	if err != nil {
+		p.release()
+		return nil, err
+	}
+	c.key = p.key
+	return c, nil
+}
+
+// replace closes a reused session found dead and dials a new session in its
+// slot. The replacement is never taken from the idle list, whose sessions
+// are likely dead for the same reason (a server restart, an idle timeout),
+// and never waits behind other Sends for a slot, the dead session's being
+// handed over; MaxConns still holds, as the dead socket is closed first.
+func (p *pool) replace(ctx context.Context, dead *Conn) (*Conn, error) {
+	dead.closeNow()
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		p.release()
+		return nil, p.cfg.opErr(OpDial, ErrTransportClosed)
+	}
+	return p.dialSlot(ctx)
+}
+
 // release forgets a connection that was closed or never opened.
 func (p *pool) release() {
 	p.mu.Lock()
@@ -189,8 +219,16 @@ func (p *pool) wakeOne() {
 }
 
 // put returns a session after use: kept idle if it is healthy and room
-// remains, else closed.
-func (p *pool) put(c *Conn) {
+// remains, else closed. With pooling disabled, it is closed with QUIT and
+// its reply awaited (bounded by ctx), as after a Send on a Conn.
+func (p *pool) put(ctx context.Context, c *Conn) {
+	if p.maxIdle < 0 {
+		// Close before the slot is freed, so that MaxConns counts every
+		// socket still open.
+		c.CloseContext(ctx)
+		p.release()
+		return
+	}
 	c.mu.Lock()
 	healthy := c.broken == nil && !c.closed && (p.maxMsgs < 0 || c.messages < p.maxMsgs)
 	c.mu.Unlock()
@@ -209,12 +247,6 @@ func (p *pool) put(c *Conn) {
 	}
 	p.mu.Unlock()
 	p.wakeOne()
-}
-
-// discard closes a session that must not be reused.
-func (p *pool) discard(c *Conn) {
-	c.closeNow()
-	p.release()
 }
 
 // reap closes idle sessions past their idle time.
@@ -273,25 +305,26 @@ func (p *pool) closeIdle(shut bool) {
 
 // send delivers one message on a pooled session. A reused session that
 // turns out to be dead (closed, or 421) before any of the message was read
-// is replaced once; the message is never written twice.
+// is replaced once, by a newly dialed session; the message is never written
+// twice.
 func (p *pool) send(ctx context.Context, env *envelope.Envelope, msg io.Reader) (*Result, error) {
 	if res, err := invalidEnvelope(p.cfg, env); err != nil {
 		return res, err
 	}
 	cr := &countingReader{r: msg}
-	for attempt := 0; ; attempt++ {
-		c, reused, err := p.get(ctx)
-		if err != nil {
+	c, reused, err := p.get(ctx)
+	if err != nil {
+		return dialFailure(env, err)
+	}
+	res, err := c.sendValidated(ctx, env, cr)
+	if reused && cr.n == 0 && staleFailure(err, res) {
+		if c, err = p.replace(ctx, c); err != nil {
 			return dialFailure(env, err)
 		}
-		res, err := c.sendValidated(ctx, env, cr)
-		if reused && attempt == 0 && cr.n == 0 && staleFailure(err, res) {
-			p.discard(c)
-			continue
-		}
-		p.put(c)
-		return res, err
+		res, err = c.sendValidated(ctx, env, cr)
 	}
+	p.put(ctx, c)
+	return res, err
 }
 
 // staleFailure reports whether a transaction on a reused connection failed
@@ -358,10 +391,13 @@ func (c *Conn) closeNow() {
 	c.w.Close()
 }
 
-// poolSlot holds a transport's pool; SMTP and LMTP embed it.
+// poolSlot holds a transport's pool; SMTP and LMTP embed it. The pool is
+// made on first use, pooling disabled or not, and once the transport is
+// closed every pool the slot makes is closed too.
 type poolSlot struct {
-	mu sync.Mutex
-	p  *pool
+	mu     sync.Mutex
+	p      *pool
+	closed bool
 }
 
 // get returns the pool for cfg. If the configuration changed since the
@@ -374,6 +410,7 @@ func (s *poolSlot) get(cfg *sessionConfig, pc PoolConfig) *pool {
 	if s.p == nil || s.p.key != cfg.key() {
 		old = s.p
 		s.p = newPool(cfg, pc)
+		s.p.closed = s.closed
 	}
 	p := s.p
 	s.mu.Unlock()
@@ -384,15 +421,14 @@ func (s *poolSlot) get(cfg *sessionConfig, pc PoolConfig) *pool {
 }
 
 // closeIdle closes the idle connections of the current pool, if any; with
-// shut, the pool refuses further use, and a pool is made for that if none
-// exists yet.
-func (s *poolSlot) closeIdle(cfg *sessionConfig, pc PoolConfig, shut bool) {
+// shut, the transport is closed: the pool, and any pool made later, refuses
+// further use.
+func (s *poolSlot) closeIdle(shut bool) {
 	s.mu.Lock()
-	p := s.p
-	if p == nil && shut && cfg != nil {
-		p = newPool(cfg, pc)
-		s.p = p
+	if shut {
+		s.closed = true
 	}
+	p := s.p
 	s.mu.Unlock()
 	if p != nil {
 		p.closeIdle(shut)

@@ -138,6 +138,11 @@ func (c *Conn) open(ctx context.Context) error {
 	if err == nil && rep.Code != 220 {
 		err = replyErr(rep)
 	}
+	if err == nil && c.w.Buffered() > 0 {
+		// A reply before the client said anything: to EHLO, say, sent
+		// ahead so as to be taken for the real one.
+		err = errUnsolicited
+	}
 	smtptrace.Done(ctx, smtptrace.PhaseGreeting, phaseInfo(rep, err))
 	if err != nil {
 		return c.fail(ctx, OpGreeting, err)
@@ -232,10 +237,42 @@ func (c *Conn) localName() (string, error) {
 	if name == "" {
 		name = defaultLocalName(c.w.NetConn())
 	}
-	if err := wire.CheckCommand(name); err != nil || strings.ContainsAny(name, " \t<>") || name == "" {
-		return "", fmt.Errorf("transport: invalid EHLO name %q", name)
+	if !validLocalName(name) {
+		err := envelope.ErrMalformed
+		if envelope.CheckText(name) == envelope.ErrControlChar {
+			err = envelope.ErrControlChar
+		}
+		return "", &envelope.Error{Field: "local name", Err: err}
 	}
 	return name, nil
+}
+
+// validLocalName reports whether name can follow EHLO, HELO or LHLO: a
+// domain (letters, digits, hyphens, underscores and dots, as host names
+// are found in the wild) or an address literal in brackets (RFC 5321
+// 4.1.3), at most 255 octets.
+func validLocalName(name string) bool {
+	if name == "" || len(name) > 255 {
+		return false
+	}
+	if name[0] == '[' {
+		if len(name) < 3 || name[len(name)-1] != ']' {
+			return false
+		}
+		for i := 1; i < len(name)-1; i++ {
+			if c := name[i]; c <= ' ' || c >= 0x7f || c == '[' || c == ']' || c == '\\' {
+				return false
+			}
+		}
+		return true
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // defaultLocalName returns the host's name if it is fully qualified, else
@@ -327,6 +364,9 @@ func (c *Conn) startTLS(ctx context.Context) error {
 		return nil
 	}
 	rep, err := c.cmd(timeoutCommand, "STARTTLS")
+	if err == errUnsolicited {
+		err = errDataAfterSTARTTLS
+	}
 	if err != nil {
 		return c.fail(ctx, OpStartTLS, err)
 	}
@@ -340,7 +380,7 @@ func (c *Conn) startTLS(ctx context.Context) error {
 	if c.w.Buffered() > 0 {
 		// Bytes after the 220 were sent in clear and could be taken for
 		// replies on the encrypted channel (CVE-2021-22947 and kin).
-		return c.fail(ctx, OpStartTLS, &ProtocolError{Reason: "server sent data after its STARTTLS reply"})
+		return c.fail(ctx, OpStartTLS, errDataAfterSTARTTLS)
 	}
 	if err := c.handshake(ctx); err != nil {
 		return err
@@ -587,12 +627,23 @@ func (c *Conn) flushRead(ceiling time.Duration) (*wire.Reply, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.w.Buffered() > 0 {
+		// More than one reply to one command: the server and the client
+		// are out of step, and the next reply would answer the wrong
+		// command.
+		c.broken = errUnsolicited
+		return nil, errUnsolicited
+	}
 	if rep.Code == 421 {
 		// The server is closing the channel (RFC 5321 3.8).
 		c.broken = replyErr(rep)
 	}
 	return rep, nil
 }
+
+// errDataAfterSTARTTLS is the protocol error of a server that sent bytes
+// after its 220 reply to STARTTLS.
+var errDataAfterSTARTTLS = &ProtocolError{Reason: "server sent data after its STARTTLS reply"}
 
 // quit sends QUIT and waits briefly for the reply; failures are ignored.
 func (c *Conn) quit(ctx context.Context) {
@@ -757,15 +808,22 @@ func (c *Conn) Help(ctx context.Context, topic string) (*Reply, error) {
 }
 
 // Command sends one raw command line, like smtplib's docmd, and returns the
-// reply. The line must not contain CR, LF or NUL (nothing is written if it
-// does). A 4yz or 5yz reply is returned as a *ReplyError inside an *OpError,
-// together with the reply. Commands that change the session's state behind
-// the Conn's back (STARTTLS, AUTH, DATA, BDAT, QUIT) are refused: use
-// the dedicated methods.
+// reply. The line starts with the command's name and holds no control
+// character (CR, LF, NUL, TAB and the others [envelope.CheckText] refuses):
+// otherwise nothing is written and the error is an *OpError wrapping an
+// *envelope.Error (matching envelope.ErrControlChar, envelope.ErrMalformed
+// or envelope.ErrTooLong, and ErrPermanent). A 4yz or 5yz reply is returned
+// as a *ReplyError inside an *OpError, together with the reply. Commands
+// that change the session's state behind the Conn's back (STARTTLS, AUTH,
+// DATA, BDAT, QUIT, EHLO, HELO, LHLO) are refused: use the dedicated
+// methods.
 func (c *Conn) Command(ctx context.Context, line string) (*Reply, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.usable(); err != nil {
+		return nil, c.cfg.opErr(OpCommand, err)
+	}
+	if err := checkRawCommand(line); err != nil {
 		return nil, c.cfg.opErr(OpCommand, err)
 	}
 	verb, _, _ := strings.Cut(line, " ")
@@ -774,9 +832,6 @@ func (c *Conn) Command(ctx context.Context, line string) (*Reply, error) {
 		return nil, c.cfg.opErr(OpCommand, fmt.Errorf("transport: %s cannot be sent as a raw command", strings.ToUpper(verb)))
 	case "MAIL":
 		c.dirty = true
-	}
-	if err := wire.CheckCommand(line); err != nil {
-		return nil, c.cfg.opErr(OpCommand, fmt.Errorf("transport: %w", err))
 	}
 	unbind := c.w.Bind(ctx)
 	defer unbind()
@@ -789,6 +844,24 @@ func (c *Conn) Command(ctx context.Context, line string) (*Reply, error) {
 		return r, c.cfg.opErr(OpCommand, replyErr(rep))
 	}
 	return r, nil
+}
+
+// checkRawCommand refuses a raw command line that does not start with a
+// command name (letters), or that holds a control character or is too
+// long: such a line could be read by a server as another command than the
+// one the Conn checked.
+func checkRawCommand(line string) error {
+	if err := envelope.CheckText(line); err != nil {
+		return &envelope.Error{Field: "command", Err: err}
+	}
+	if len(line) > wire.MaxCommandLen {
+		return &envelope.Error{Field: "command", Err: envelope.ErrTooLong}
+	}
+	verb, _, _ := strings.Cut(line, " ")
+	if verb == "" || strings.IndexFunc(verb, func(r rune) bool { return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z') }) >= 0 {
+		return &envelope.Error{Field: "command", Err: envelope.ErrMalformed}
+	}
+	return nil
 }
 
 func (c *Conn) usable() error {

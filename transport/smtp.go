@@ -101,11 +101,8 @@ func (t *SMTP) Dial(ctx context.Context) (*Conn, error) {
 
 // Send delivers msg over a pooled connection (a new one when none is idle,
 // or when pooling is disabled). See [Transport] for the contract.
-// Concurrent Sends use separate connections.
+// Concurrent Sends use separate connections, at most Pool.MaxConns of them.
 func (t *SMTP) Send(ctx context.Context, env *envelope.Envelope, msg io.Reader) (*Result, error) {
-	if t.Pool.MaxIdleConns < 0 {
-		return sendOnce(ctx, t.config(), env, msg)
-	}
 	return t.getPool().send(ctx, env, msg)
 }
 
@@ -113,25 +110,12 @@ func (t *SMTP) getPool() *pool { return t.pools.get(t.config(), t.Pool) }
 
 // CloseIdleConnections closes the transport's idle connections with QUIT.
 // Connections in use are not interrupted.
-func (t *SMTP) CloseIdleConnections() { t.pools.closeIdle(nil, t.Pool, false) }
+func (t *SMTP) CloseIdleConnections() { t.pools.closeIdle(false) }
 
-// Close closes the idle connections and makes further Sends fail with
-// ErrTransportClosed; connections in use are closed when their Send ends.
+// Close closes the idle connections and makes further Sends and SendBatches
+// fail with ErrTransportClosed, pooling disabled or not; connections in use
+// are closed when their Send ends.
 func (t *SMTP) Close() error {
-	t.pools.closeIdle(t.config(), t.Pool, true)
+	t.pools.closeIdle(true)
 	return nil
-}
-
-// sendOnce dials, sends one message and closes the session.
-func sendOnce(ctx context.Context, cfg *sessionConfig, env *envelope.Envelope, msg io.Reader) (*Result, error) {
-	if res, err := invalidEnvelope(cfg, env); err != nil {
-		return res, err
-	}
-	c, err := dial(ctx, cfg)
-	if err != nil {
-		return dialFailure(env, err)
-	}
-	res, err := c.sendValidated(ctx, env, msg)
-	c.CloseContext(ctx)
-	return res, err
 }

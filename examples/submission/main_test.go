@@ -19,7 +19,7 @@ func TestSubmission(t *testing.T) {
 	for _, want := range []string{
 		"== gmail.yaml, profile gmail\n  bob@example.org: accepted\n  C: STARTTLS\n  C: AUTH XOAUTH2 [redacted]\n",
 		"== office365.yaml, profile oauth\n  bob@example.org: accepted\n  C: STARTTLS\n  C: AUTH XOAUTH2 [redacted]\n",
-		"== office365.yaml, profile basic\n  bob@example.org: accepted\n  C: STARTTLS\n  C: AUTH LOGIN [redacted]\n",
+		"== office365.yaml, profile basic\n  bob@example.org: accepted\n  C: STARTTLS\n  C: AUTH LOGIN\n",
 		"== ses.yaml, profile ses\n  bob@example.org: accepted\n  C: STARTTLS\n  C: AUTH PLAIN [redacted]\n",
 		"the server authenticated SES-SMTP-USER-EXAMPLE over TLS: true",
 	} {

@@ -155,12 +155,51 @@ func (c *Conn) WriteCommand(line string) error {
 }
 
 // WriteSecretCommand is WriteCommand for a line that carries a credential
-// (an AUTH command or a SASL response): the transcript shows shown instead.
+// (an AUTH command or a SASL response): the transcript shows shown instead,
+// or "[redacted]" if shown is empty. An AUTH command line is shown as what
+// it is: a bare "AUTH <mechanism>" (no initial response, as with LOGIN or
+// CRAM-MD5, or one deferred to the first challenge) carries no secret and
+// is shown verbatim whatever shown says; one with an initial response is
+// shown as shown, or as "AUTH <mechanism> [redacted]" if shown is empty.
 func (c *Conn) WriteSecretCommand(line, shown string) error {
+	if mech, arg, ok := authLine(line); ok {
+		switch {
+		case !arg:
+			shown = line
+		case shown == "":
+			shown = line[:len("AUTH ")] + mech + " [redacted]"
+		}
+	}
 	if shown == "" {
 		shown = "[redacted]"
 	}
 	return c.writeCommand(line, shown)
+}
+
+// authLine reports whether line is an AUTH command, its mechanism name and
+// whether anything at all follows the name. The name must be a SASL
+// mechanism name (RFC 4422 3.1: letters, digits, "-" and "_"), so that a
+// line whose credential is joined to the name by something other than a
+// space is not taken for a bare one. A SASL response line is base64 or "*"
+// and never contains a space, so it is never taken for an AUTH command.
+func authLine(line string) (mech string, arg, ok bool) {
+	const verb = "AUTH "
+	if len(line) <= len(verb) || !strings.EqualFold(line[:len(verb)], verb) {
+		return "", false, false
+	}
+	rest := line[len(verb):]
+	n := 0
+	for n < len(rest) && isMechChar(rest[n]) {
+		n++
+	}
+	if n == 0 || n < len(rest) && rest[n] != ' ' {
+		return "", false, false
+	}
+	return rest[:n], n < len(rest), true
+}
+
+func isMechChar(b byte) bool {
+	return 'A' <= b && b <= 'Z' || 'a' <= b && b <= 'z' || '0' <= b && b <= '9' || b == '-' || b == '_'
 }
 
 func (c *Conn) writeCommand(line, shown string) error {

@@ -16,10 +16,15 @@
 //	error.type                 on failure: "smtp.4xx", "smtp.5xx", "smtp.unknown_outcome",
 //	                           "context.DeadlineExceeded", "context.Canceled" or a Go type name
 //
-// and, from the connection the transport reports through its GotConn hook:
-// server.address, server.port, network.transport ("tcp" or "unix"),
-// smtp.security (the transport's security mode), smtp.connection.reused and,
-// over TLS, tls.protocol.version ("1.2", "1.3").
+// and, of the last connection the Send dialed or took from a pool:
+// server.address, server.port, network.transport ("tcp" or "unix") and
+// smtp.connection.reused, set as soon as the transport reports the
+// connection, through its ConnOpened hook for a new one (so that a Send
+// failing in TLS or AUTH still names the server) or its GotConn hook; and,
+// once GotConn has reported a usable session on it, smtp.security (the
+// transport's security mode) and, over TLS, tls.protocol.version ("1.2",
+// "1.3"). The server's address is the one the transport dialed, never a
+// mailbox's.
 //
 // A failed Send sets the span status to Error, with error.type as its
 // description. The error's text is not recorded: it quotes addresses and
@@ -58,9 +63,11 @@
 //	smtp.client.data.sent            counter, By: message bytes written, over all attempts
 //	smtp.client.connection.opened    counter, {connection}: connections dialed
 //
-// Every measurement carries the [WithAttributes] attributes and, once known,
-// server.address and server.port; send.duration also carries error.type on
-// failure, and connection.opened network.transport.
+// Every measurement carries the [WithAttributes] attributes and, once a
+// connection was dialed or got, server.address and server.port of the last
+// one (even when the Send failed before the session on it was usable, in
+// TLS or AUTH); send.duration also carries error.type on failure, and
+// connection.opened network.transport.
 //
 // # Privacy
 //

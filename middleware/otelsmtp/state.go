@@ -58,7 +58,41 @@ type sendState struct {
 	started  map[phaseKey]time.Time
 	bytes    int64
 	attempts int
-	server   []attribute.KeyValue // server.address, server.port of the last connection
+	conn     connState // the last connection dialed or got
+}
+
+// connState is what the hooks told of a connection. A connection reported
+// by ConnOpened is known by its server before the session on it succeeds
+// (a TLS or AUTH failure ends the Send before GotConn); GotConn completes
+// it with what only a usable session knows.
+type connState struct {
+	known   bool                 // a hook reported a connection
+	server  []attribute.KeyValue // server.address, server.port
+	network string               // network.transport
+	reused  bool
+	got     bool   // reported by GotConn: the fields below are known
+	sec     string // smtp.security
+	tlsVer  string // tls.protocol.version; "" in clear
+}
+
+// spanAttrs returns the span attributes of the connection: the server's
+// alone, as the hooks report them, or with full set the ones GotConn adds.
+func (c *connState) spanAttrs(full bool) []attribute.KeyValue {
+	attrs := make([]attribute.KeyValue, 0, len(c.server)+5)
+	attrs = append(attrs, c.server...)
+	if c.network != "" {
+		attrs = append(attrs, keyNetworkTransport.String(c.network))
+	}
+	attrs = append(attrs, keyReused.Bool(c.reused))
+	if full && c.got {
+		if c.sec != "" {
+			attrs = append(attrs, keySecurity.String(c.sec))
+		}
+		if c.tlsVer != "" {
+			attrs = append(attrs, keyTLSVersion.String(c.tlsVer))
+		}
+	}
+	return attrs
 }
 
 func (s *sendState) hooks() *smtptrace.ClientTrace {
@@ -125,32 +159,44 @@ func eventName(p smtptrace.Phase) string {
 }
 
 func (s *sendState) gotConn(info smtptrace.ConnInfo) {
-	attrs := serverAttrs(info.Addr)
-	s.mu.Lock()
-	s.server = attrs
-	s.mu.Unlock()
-	if nt := networkTransport(info.Network); nt != "" {
-		attrs = append(attrs, keyNetworkTransport.String(nt))
-	}
-	if info.Security != "" {
-		attrs = append(attrs, keySecurity.String(info.Security))
+	c := connState{
+		known:   true,
+		server:  serverAttrs(info.Addr),
+		network: networkTransport(info.Network),
+		reused:  info.Reused,
+		got:     true,
+		sec:     info.Security,
 	}
 	if info.TLS != nil {
-		if v := tlsVersion(info.TLS.Version); v != "" {
-			attrs = append(attrs, keyTLSVersion.String(v))
-		}
+		c.tlsVer = tlsVersion(info.TLS.Version)
 	}
-	attrs = append(attrs, keyReused.Bool(info.Reused))
-	s.span.SetAttributes(attrs...)
+	s.mu.Lock()
+	s.conn = c
+	s.mu.Unlock()
+	// smtp.security and tls.protocol.version are set by end, from the last
+	// connection: set here, they would stay on the span if a later
+	// connection of the same Send (a retry, a failover) failed before its
+	// GotConn, and describe a connection that is not the one that failed.
+	s.span.SetAttributes(c.spanAttrs(false)...)
 	s.span.AddEvent("smtp.connection", trace.WithAttributes(keyReused.Bool(info.Reused)))
 }
 
+// connOpened records the server of a new connection at once, on the span
+// and for the Send's metrics: the session on it may still fail (TLS, AUTH)
+// before GotConn, and that failure must name its server. addr is the
+// server's address as dialed, never a mailbox's.
 func (s *sendState) connOpened(network, addr string) {
+	c := connState{known: true, server: serverAttrs(addr), network: networkTransport(network)}
+	s.mu.Lock()
+	s.conn = c
+	s.mu.Unlock()
+	s.span.SetAttributes(c.spanAttrs(false)...)
+
 	attrs := make([]attribute.KeyValue, 0, len(s.t.attrs)+3)
 	attrs = append(attrs, s.t.attrs...)
-	attrs = append(attrs, serverAttrs(addr)...)
-	if nt := networkTransport(network); nt != "" {
-		attrs = append(attrs, keyNetworkTransport.String(nt))
+	attrs = append(attrs, c.server...)
+	if c.network != "" {
+		attrs = append(attrs, keyNetworkTransport.String(c.network))
 	}
 	s.t.in.connections.Add(s.ctx, 1, metric.WithAttributeSet(attribute.NewSet(attrs...)))
 }
@@ -185,13 +231,17 @@ func (s *sendState) end(n int, res *transport.Result, err error, d time.Duration
 		attrs = append(attrs, keyEnhancedCode.String(sum.EnhancedCode.String()))
 	}
 	s.mu.Lock()
-	attempts, bytes, server := s.attempts, s.bytes, s.server
+	attempts, bytes, conn := s.attempts, s.bytes, s.conn
 	s.mu.Unlock()
+	server := conn.server
 	if attempts > 0 {
 		attrs = append(attrs, keyAttempts.Int(attempts))
 	}
 	if err != nil {
 		attrs = append(attrs, keyErrorType.String(sum.ErrorType))
+	}
+	if conn.known {
+		attrs = append(attrs, conn.spanAttrs(true)...)
 	}
 	s.span.SetAttributes(attrs...)
 	if err != nil {

@@ -5,7 +5,9 @@ import "errors"
 // Reasons the retry middleware stopped while recipients could still have
 // been retried. The error of each such recipient, and the error Send
 // returns, wrap the last attempt's error and one of these, so errors.Is
-// matches both the reason and the original class ([transport.ErrTransient]).
+// matches both the reason and the original error ([transport.ErrTransient],
+// or [transport.ErrNotAllAccepted] for a recipient an all-or-nothing
+// transaction abandoned).
 var (
 	// ErrMaxAttempts reports that the maximum number of attempts was made.
 	ErrMaxAttempts = errors.New("retry: attempts exhausted")

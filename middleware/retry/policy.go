@@ -14,6 +14,14 @@ import (
 // says, without asking the Policy. Whatever the Policy says, nothing is
 // retried once ctx is done or the limits are reached.
 //
+// The Policy is not called for a recipient whose error matches
+// [transport.ErrNotAllAccepted]: the transport had accepted it but sent
+// nothing, under all-or-nothing, because another recipient was refused.
+// Such a recipient is retried, together with the others of its
+// transaction, exactly when the Policy (or [WithRetryUnknown]) retries
+// every refused recipient of that transaction; see the package
+// documentation.
+//
 // A Policy must be safe for concurrent use. To refine the default, call
 // [DefaultPolicy] from your own.
 type Policy func(ctx context.Context, r transport.RcptResult) bool

@@ -114,7 +114,9 @@ func WithNotify(f func(attempt int, err error, wait time.Duration)) Option {
 // retried (attempts exhausted, no time left, a body that cannot be rewound),
 // their errors, and the returned error, are wrapped so that errors.Is
 // reports the reason ([ErrMaxAttempts], [ErrMaxElapsed], [ErrNotRewindable])
-// and still matches [transport.ErrTransient].
+// and still matches what it matched ([transport.ErrTransient], or
+// [transport.ErrNotAllAccepted] for a recipient an all-or-nothing
+// transaction abandoned).
 func New(opts ...Option) middleware.Middleware {
 	c := config{
 		maxAttempts: DefaultMaxAttempts,

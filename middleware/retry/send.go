@@ -134,23 +134,63 @@ func (t *retrier) Send(ctx context.Context, env *envelope.Envelope, msg io.Reade
 
 // retryable returns the indices, among those just attempted, of the
 // recipients to send again.
+//
+// Each recipient is judged on its own, except in a transaction the
+// transport abandoned under all-or-nothing (see resetByAllOrNothing):
+// there the envelope is judged as a whole, so that a subset of it never
+// receives the message. Either every recipient of that transaction that
+// was not accepted is sent again, together, or none is: all of them if
+// every refused recipient (one whose error does not match
+// [transport.ErrNotAllAccepted]) is retryable, none if any of them is not,
+// or if no refused recipient explains the reset.
 func (t *retrier) retryable(ctx context.Context, merged *transport.Result, attempted []int) []int {
-	var out []int
+	var (
+		out     []int // recipients retryable on their own merits
+		open    []int // recipients not accepted
+		reset   bool  // the transaction was abandoned under all-or-nothing
+		blocked bool  // a refused recipient is not to be retried
+	)
 	for _, i := range attempted {
 		rr := merged.Rcpts[i]
-		var again bool
-		switch rr.Outcome {
-		case transport.Accepted:
-		case transport.Unknown:
-			again = t.cfg.retryUnknown
-		default:
-			again = t.cfg.policy(ctx, rr)
+		if rr.Outcome == transport.Accepted {
+			continue
 		}
-		if again {
+		open = append(open, i)
+		if resetByAllOrNothing(rr) {
+			// Its fate is the envelope's; the Policy is not asked.
+			reset = true
+			continue
+		}
+		if t.again(ctx, rr) {
 			out = append(out, i)
+		} else {
+			blocked = true
 		}
 	}
-	return out
+	if !reset {
+		return out
+	}
+	if blocked || len(out) == 0 {
+		return nil
+	}
+	return open
+}
+
+// again reports whether rr, a recipient not accepted, is to be sent again
+// on its own merits.
+func (t *retrier) again(ctx context.Context, rr transport.RcptResult) bool {
+	if rr.Outcome == transport.Unknown {
+		return t.cfg.retryUnknown
+	}
+	return t.cfg.policy(ctx, rr)
+}
+
+// resetByAllOrNothing reports whether rr, a recipient not accepted, was
+// accepted at RCPT in a transaction that the transport then abandoned,
+// sending nothing, because another recipient was refused
+// (transport.SMTP's RequireAllRecipients).
+func resetByAllOrNothing(rr transport.RcptResult) bool {
+	return errors.Is(rr.Err, transport.ErrNotAllAccepted)
 }
 
 // merge records the outcome of an attempt that sent the recipients at

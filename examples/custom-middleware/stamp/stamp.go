@@ -20,6 +20,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/mailwire/mailwire/config"
 	"github.com/mailwire/mailwire/envelope"
@@ -55,7 +57,10 @@ func fromConfig(p *config.Params) (middleware.Middleware, error) {
 
 // New returns a Middleware that puts the header field "field: value" at
 // the top of each message. It fails if field is not a valid field name
-// (RFC 5322: printable ASCII but ":") or value holds a control character.
+// (RFC 5322 ftext: printable ASCII but ":"), or if value is not UTF-8 or
+// holds a control character other than the tab (CR, LF, NUL, DEL, the C1
+// controls such as NEL) or a Unicode line or paragraph separator (U+2028,
+// U+2029).
 func New(field, value string) (middleware.Middleware, error) {
 	if err := checkField(field); err != nil {
 		return nil, err
@@ -84,9 +89,22 @@ func checkField(f string) error {
 	return nil
 }
 
+// checkValue refuses anything a reader of the message could take for the
+// end of the line, or that would let the value hide or forge text: control
+// characters (C0, DEL and C1, such as NEL U+0085) but the tab, the Unicode
+// line and paragraph separators U+2028 and U+2029, and bytes that are not
+// UTF-8 (a lone 0x85 is NEL to a Latin-1 reader).
 func checkValue(v string) error {
-	if strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) {
-		return fmt.Errorf("value holds a control character")
+	for i, r := range v {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(v[i:], "\uFFFD"):
+			return fmt.Errorf("value is not valid UTF-8")
+		case r == '\t':
+		case unicode.IsControl(r):
+			return fmt.Errorf("value holds a control character (%U)", r)
+		case r == '\u2028' || r == '\u2029':
+			return fmt.Errorf("value holds a line or paragraph separator (%U)", r)
+		}
 	}
 	return nil
 }

@@ -64,12 +64,25 @@ func TestStampRewindsForRetry(t *testing.T) {
 func TestNewRefusesBadFields(t *testing.T) {
 	for _, tt := range []struct{ field, value string }{
 		{"", "v"}, {"X Bad", "v"}, {"X:Bad", "v"}, {"X-Ok", "line\r\nBcc: evil@example.org"},
+		// Field names: RFC 5322 ftext, printable ASCII but the colon.
+		{"X-Caf\u00e9", "v"}, {"X-Tab\t", "v"}, {"X\x00", "v"}, {"X\x7f", "v"},
+		{"X-\u2028", "v"}, {"X-\x85", "v"}, {":", "v"}, {strings.Repeat("X", 77), "v"},
+		// Values: no control character but the tab, no Unicode line or
+		// paragraph separator, nothing but UTF-8.
+		{"X-Ok", "line\rx"}, {"X-Ok", "line\nx"}, {"X-Ok", "nul\x00x"}, {"X-Ok", "esc\x1b[2Jx"},
+		{"X-Ok", "del\x7fx"}, {"X-Ok", "nel\u0085x"}, {"X-Ok", "c1\u009bx"},
+		{"X-Ok", "ok\u2028x"}, {"X-Ok", "ok\u2029x"}, {"X-Ok", "raw\x85x"}, {"X-Ok", "bad\xe2\x80"},
 	} {
 		if _, err := stamp.New(tt.field, tt.value); err == nil {
 			t.Errorf("New(%q, %q) succeeded", tt.field, tt.value)
 		}
 	}
-	if _, err := stamp.New("X-Ok", "tab\tok"); err != nil {
-		t.Errorf("New with a tab: %v", err)
+	for _, v := range []string{"tab\tok", "caf\u00e9 \u4e2d\u6587", "replacement \ufffd char", ""} {
+		if _, err := stamp.New("X-Ok", v); err != nil {
+			t.Errorf("New(%q): %v", v, err)
+		}
+	}
+	if _, err := stamp.New("X-Sent-By!#$%&'*+.^_`|~0", "v"); err != nil {
+		t.Errorf("New with ftext punctuation: %v", err)
 	}
 }
