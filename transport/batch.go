@@ -31,8 +31,11 @@ const BatchWindow = 32
 // body has been read for the last time and may be closed. SendBatch reads
 // each body while that message is being sent and keeps no body after its
 // transaction. It stops early when ctx ends or the connection fails;
-// messages not attempted get no done call, and SendBatch returns the error
-// that stopped it (nil when every message was attempted).
+// messages not attempted get no done call. SendBatch returns nil when every
+// message got its done call and the session is still usable, and otherwise
+// the error that ended the session, even if every message had already been
+// attempted (with BDAT, whole transactions travel ahead of their replies):
+// after an error the Conn is not usable.
 func (c *Conn) SendBatch(ctx context.Context, msgs iter.Seq[Message], done func(i int, res *Result, err error)) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
