@@ -84,6 +84,14 @@ func (c *Conn) sendBatch(ctx context.Context, next func() (Message, bool), first
 	var prev *tx
 	taken := 0
 	for {
+		if !p.pipelining() {
+			// Lock-step without PIPELINING: the previous transaction's
+			// replies are all in before the next message is taken, so a
+			// connection lost at its end leaves the next message to
+			// another connection.
+			p.finish()
+			report(false)
+		}
 		if p.lost != nil || p.closing != nil {
 			break
 		}

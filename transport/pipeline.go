@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -147,7 +148,7 @@ func (p *pipe) readOne() bool {
 		p.fail(err)
 		return false
 	}
-	if p.outstanding() == 1 && p.c.w.Buffered() > 0 && !p.lmtpMulti(e) {
+	if p.outstanding() == 1 && spokeOutOfTurn(p.c.w) && !p.lmtpMulti(e) {
 		// Every command written has its reply, yet more has come: the
 		// server answered a command it was never sent (a reply ahead of
 		// the message data, or one too many). Which reply belongs to which
@@ -175,6 +176,17 @@ func (p *pipe) readOne() bool {
 // errUnsolicited is the protocol error of a server that sent a reply no
 // command asked for.
 var errUnsolicited = &ProtocolError{Reason: "the server sent a reply to no command"}
+
+// spokeOutOfTurn reports whether the server sent bytes that no command
+// asked for, when every command written has its reply. A 421 is not out of
+// turn: a server may announce at any time that it is closing (RFC 5321
+// 3.8), and the next read takes it as such.
+func spokeOutOfTurn(w *wire.Conn) bool {
+	if w.Buffered() == 0 {
+		return false
+	}
+	return !strings.HasPrefix("421", string(w.Peeked(3)))
+}
 
 // lmtpMulti reports whether e is an LMTP end of data that several replies
 // answer (RFC 2033 4.2); lmtpReplies reads those after the first.
@@ -509,7 +521,7 @@ func (p *pipe) lmtpReplies(t *tx, first *wire.Reply) {
 		} else {
 			t.set(i, replyOutcome(rep.Code), rep, replyErr(rep))
 		}
-		if k == len(t.pending)-1 && p.outstanding() == 0 && c.w.Buffered() > 0 && rep.Code != 421 {
+		if k == len(t.pending)-1 && p.outstanding() == 0 && rep.Code != 421 && spokeOutOfTurn(c.w) {
 			// More replies than accepted recipients: which reply is whose
 			// cannot be known, so none of them is trusted.
 			oe := c.cfg.opErr(OpEndOfData, errUnsolicited)
@@ -569,8 +581,14 @@ func (p *pipe) start(t *tx, rset bool) {
 	pipelining := p.pipelining()
 	sync := func() {
 		if !pipelining {
-			p.until(func() bool { return t.expects == 0 })
+			p.until(func() bool { return p.outstanding() == 0 })
 		}
+	}
+	// Without PIPELINING nothing of this transaction is written before the
+	// previous one's last reply (its end of data) is in.
+	sync()
+	if p.lost != nil || p.closing != nil {
+		return
 	}
 	if rset {
 		if !p.write(t, kRset, -1, "RSET") {
@@ -870,6 +888,11 @@ func (p *pipe) bdat(t *tx) {
 			smtptrace.Done(t.ctx, smtptrace.PhaseData, smtptrace.PhaseInfo{Index: -1, Command: "BDAT", Bytes: t.bytes})
 			smtptrace.Start(t.ctx, smtptrace.PhaseEndOfData, -1)
 			return
+		}
+		if !p.pipelining() {
+			// RFC 3030 4.2: without PIPELINING, each chunk waits for the
+			// reply to the one before.
+			p.until(func() bool { return p.outstanding() == 0 })
 		}
 		for p.outstanding() > maxOutstanding/2 {
 			if !p.flush() || !p.readOne() {

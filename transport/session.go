@@ -138,7 +138,7 @@ func (c *Conn) open(ctx context.Context) error {
 	if err == nil && rep.Code != 220 {
 		err = replyErr(rep)
 	}
-	if err == nil && c.w.Buffered() > 0 {
+	if err == nil && spokeOutOfTurn(c.w) {
 		// A reply before the client said anything: to EHLO, say, sent
 		// ahead so as to be taken for the real one.
 		err = errUnsolicited
@@ -627,7 +627,7 @@ func (c *Conn) flushRead(ceiling time.Duration) (*wire.Reply, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.w.Buffered() > 0 {
+	if spokeOutOfTurn(c.w) {
 		// More than one reply to one command: the server and the client
 		// are out of step, and the next reply would answer the wrong
 		// command.

@@ -229,3 +229,85 @@ func TestLocalNameChecked(t *testing.T) {
 		}
 	}
 }
+
+// A 421 right after a reply is the server announcing that it is closing
+// (RFC 5321 3.8), not a reply out of turn: the message it acknowledged is
+// delivered, and the connection is not used again.
+func TestClosingNoticeAfterTheDataReply(t *testing.T) {
+	s := startScript(t,
+		Reply("220 fake ESMTP"), Expect("EHLO"), Reply(ehloPlain),
+		Expect("MAIL"), Expect("RCPT"), Expect("DATA"), Reply("250 ok", "250 ok", "354 go"), ExpectData(),
+		Reply("250 2.0.0 queued", "421 4.3.2 shutting down"), WaitClose(5*time.Second))
+	tr := plainTransport(s)
+	tr.Pool = transport.PoolConfig{}
+	defer tr.Close()
+	res, err := tr.Send(context.Background(), envelope.New("a@example.org", "b@example.org"), strings.NewReader(msg))
+	if err != nil || res.Rcpts[0].Outcome != transport.Accepted {
+		t.Fatalf("Send = %+v, %v; want accepted", res, err)
+	}
+	tr.CloseIdleConnections()
+	if err := s.Wait(5 * time.Second); err != nil {
+		t.Error(err)
+	}
+}
+
+// Without PIPELINING a batch is lock-step: nothing of the next message is
+// written before the reply to the previous end of data, and BDAT chunks
+// wait for each other's replies (RFC 3030 4.2). A server that closes after
+// a final dot therefore leaves the next message untouched.
+func TestBatchWithoutPipeliningWaits(t *testing.T) {
+	big := strings.Repeat("a line of the message body\r\n", 5000) // three BDAT chunks
+	for _, tc := range []struct {
+		name, ehlo string
+		body       string
+		script     []Step
+	}{
+		{"DATA", "250 8BITMIME", msg, []Step{Expect("DATA"), Reply("354 go"), ExpectData()}},
+		{"BDAT", "250 CHUNKING", big, []Step{
+			Expect("BDAT 65536"), chunk(65536), ExpectNothing(100 * time.Millisecond), Reply("250 2.0.0 chunk"),
+			Expect("BDAT 65536"), chunk(65536), ExpectNothing(100 * time.Millisecond), Reply("250 2.0.0 chunk"),
+			Expect("BDAT 8928 LAST"), chunk(8928)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			steps := []Step{Reply("220 fake ESMTP"), Expect("EHLO"), Reply("250-fake", tc.ehlo),
+				Expect("MAIL"), Reply("250 ok"), Expect("RCPT"), Reply("250 ok")}
+			steps = append(steps, tc.script...)
+			steps = append(steps, ExpectNothing(100*time.Millisecond), Close())
+			s := startScript(t, steps...)
+			c, err := plainTransport(s).Dial(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			env := envelope.New("a@example.org", "b@example.org")
+			msgs := func(yield func(transport.Message) bool) {
+				for range 2 {
+					if !yield(transport.Message{Envelope: env, Body: strings.NewReader(tc.body)}) {
+						return
+					}
+				}
+			}
+			var outcomes []transport.Outcome
+			err = c.SendBatch(context.Background(), msgs, func(i int, res *transport.Result, err error) {
+				outcomes = append(outcomes, res.Rcpts[0].Outcome)
+			})
+			if err == nil {
+				t.Error("SendBatch = nil after the server closed")
+			}
+			if len(outcomes) != 1 || outcomes[0] != transport.Unknown {
+				t.Errorf("outcomes %v, want [unknown] and no call for the message never started", outcomes)
+			}
+			if err := s.Wait(5 * time.Second); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// chunk reads the n bytes of a BDAT chunk.
+func chunk(n int) Step {
+	return Func(func(s *Session) error {
+		_, err := io.ReadFull(s.Reader(), make([]byte, n))
+		return err
+	})
+}
