@@ -381,7 +381,8 @@ func TestSizeChecked(t *testing.T) {
 		big := strings.Repeat("x", 1000)
 		_, err := tr.Send(ctx(t), envelope.New("a@example.org", "b@example.org"), strings.NewReader(big))
 		var se *transport.SizeError
-		if !errors.As(err, &se) || se.Limit != 100 || se.Size != 1000 {
+		// 1000 bytes and the CRLF that ends the last line on the wire.
+		if !errors.As(err, &se) || se.Limit != 100 || se.Size != 1002 {
 			t.Fatalf("err = %v, want SizeError", err)
 		}
 		if !errors.Is(err, transport.ErrPermanent) {
@@ -390,11 +391,14 @@ func TestSizeChecked(t *testing.T) {
 		if n := len(s.Messages()); n != 0 {
 			t.Errorf("stored %d", n)
 		}
-		if _, err := tr.Send(ctx(t), envelope.New("a@example.org", "b@example.org"), strings.NewReader("small")); err != nil {
+		// LF line endings: SIZE is the size on the wire, with CRLF (RFC
+		// 1870), which is what the server receives.
+		if _, err := tr.Send(ctx(t), envelope.New("a@example.org", "b@example.org"), strings.NewReader("small\nbody\n")); err != nil {
 			t.Fatal(err)
 		}
-		if got := s.Messages()[0].MailOptions.Size; got != 5 {
-			t.Errorf("declared SIZE=%d, want 5", got)
+		got := s.Messages()[0]
+		if size := got.MailOptions.Size; size != 13 || int(size) != len(got.Data) {
+			t.Errorf("declared SIZE=%d for %d bytes received, want 13", size, len(got.Data))
 		}
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/mailwire/mailwire/envelope"
+	"github.com/mailwire/mailwire/internal/dataenc"
 	"github.com/mailwire/mailwire/internal/wire"
 )
 
@@ -183,18 +184,28 @@ func (c *Conn) buildCommands(env *envelope.Envelope, msg io.Reader) (string, []s
 	if utf8 && !ext.Has("SMTPUTF8") {
 		return "", nil, &NotSupportedError{Extension: "SMTPUTF8", Detail: "the envelope has non-ASCII addresses"}
 	}
-	switch env.Body {
-	case "":
-		// A server without 8BITMIME: a body that can be read twice is
-		// checked for 8-bit bytes now, so that the refusal comes before
-		// MAIL; any other body is checked as it streams.
-		if !ext.Has("8BITMIME") {
-			if has8, err := scan8Bit(msg); err != nil {
-				return "", nil, &MessageError{Err: err}
-			} else if has8 {
-				return "", nil, &NotSupportedError{Extension: "8BITMIME", Detail: "the message has 8-bit content"}
-			}
+	limit, hasSize := ext.MaxSize()
+	size := env.Size
+	// A body that can be read twice is scanned first when its 8-bit
+	// content matters (a server without 8BITMIME: the refusal then comes
+	// before MAIL; any other body is checked as it streams) or when the
+	// server takes SIZE and the caller declared none: the size declared is
+	// then the one the data has on the wire, every line ending CRLF (RFC
+	// 1870), not the size of a file with LF line endings.
+	scan8 := env.Body == "" && !ext.Has("8BITMIME")
+	scanSize := hasSize && size == 0 && env.Body != envelope.BodyBinaryMIME
+	if scan8 || scanSize {
+		wire, has8, ok, err := scanBody(msg)
+		switch {
+		case err != nil:
+			return "", nil, &MessageError{Err: err}
+		case scan8 && has8:
+			return "", nil, &NotSupportedError{Extension: "8BITMIME", Detail: "the message has 8-bit content"}
+		case ok && scanSize:
+			size = wire
 		}
+	}
+	switch env.Body {
 	case envelope.Body8BitMIME:
 		if !ext.Has("8BITMIME") {
 			return "", nil, &NotSupportedError{Extension: "8BITMIME"}
@@ -219,11 +230,9 @@ func (c *Conn) buildCommands(env *envelope.Envelope, msg io.Reader) (string, []s
 	if dsn && !ext.Has("DSN") {
 		return "", nil, &NotSupportedError{Extension: "DSN"}
 	}
-	size := env.Size
 	if size == 0 {
 		size = knownSize(msg)
 	}
-	limit, hasSize := ext.MaxSize()
 	if hasSize && limit > 0 && size > limit {
 		return "", nil, &SizeError{Size: size, Limit: limit}
 	}
@@ -290,42 +299,32 @@ func (c *Conn) buildCommands(env *envelope.Envelope, msg io.Reader) (string, []s
 	return mail, rcpts, nil
 }
 
-// scan8Bit reports whether a seekable msg holds a byte above 0x7f, and
-// puts it back where it was. Bodies that cannot seek are not scanned.
-func scan8Bit(msg io.Reader) (bool, error) {
-	if cr, ok := msg.(*countingReader); ok {
+// scanBody reads a seekable msg through and puts it back where it was. It
+// returns the size of its content with CRLF line endings and whether it
+// holds a byte above 0x7f; ok is false, and nothing is read, for a body
+// that cannot seek.
+func scanBody(msg io.Reader) (size int64, eightBit, ok bool, err error) {
+	if cr, isCounting := msg.(*countingReader); isCounting {
 		msg = cr.r
 	}
-	rs, ok := msg.(io.ReadSeeker)
-	if !ok {
-		return false, nil
+	rs, isSeeker := msg.(io.ReadSeeker)
+	if !isSeeker {
+		return 0, false, false, nil
 	}
 	start, err := rs.Seek(0, io.SeekCurrent)
 	if err != nil {
-		return false, nil
+		return 0, false, false, nil
 	}
 	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	found := false
-	for !found {
-		n, rerr := rs.Read(*bp)
-		for _, c := range (*bp)[:n] {
-			if c >= 0x80 {
-				found = true
-				break
-			}
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return false, rerr
-		}
+	size, eightBit, err = dataenc.Scan(rs, *bp)
+	bufPool.Put(bp)
+	if err != nil {
+		return 0, false, false, err
 	}
 	if _, err := rs.Seek(start, io.SeekStart); err != nil {
-		return false, err
+		return 0, false, false, err
 	}
-	return found, nil
+	return size, eightBit, true, nil
 }
 
 // knownSize returns the size of msg if it can be known without reading it.

@@ -628,3 +628,30 @@ func TestBufferBoundary(t *testing.T) {
 		}
 	}
 }
+
+// Scan's size is what the writers send, without stuffing and the final
+// dot, for any content and any chunking of the writes.
+func TestScanMatchesTheWriters(t *testing.T) {
+	for _, body := range []string{
+		"", "a", "a\r\n", "a\n", "a\r", "\r\n", "\n\n", "\r\r", "\r\n\r\n", "a\rb\nc\r\nd",
+		"caf\xe9\n", ".leading dot\n.\n", "no newline at end", "\r", "x\r\n\ny\r",
+	} {
+		var out bytes.Buffer
+		w := NewCRLFWriter(&out)
+		for i := 0; i < len(body); i++ { // one byte per write: the hardest chunking
+			if _, err := w.Write([]byte{body[i]}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		size, eight, err := Scan(strings.NewReader(body), make([]byte, 1))
+		if err != nil || size != int64(out.Len()) {
+			t.Errorf("Scan(%q) = %d, %v; the writer sent %d bytes", body, size, err, out.Len())
+		}
+		if want := strings.ContainsFunc(body, func(r rune) bool { return r >= 0x80 }); eight != want {
+			t.Errorf("Scan(%q) 8-bit = %v, want %v", body, eight, want)
+		}
+	}
+}
