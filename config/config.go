@@ -57,20 +57,47 @@ func (f *fileSpec) check(p *Params) error {
 	if len(f.Profiles) == 0 {
 		return p.Errorf("profiles", "required: a mapping of profile names to profiles")
 	}
-	if f.Default != "" {
-		if _, ok := f.Profiles[f.Default]; !ok {
-			return p.Errorf("default", "no profile %q (the file has %s)", f.Default, strings.Join(sortedKeys(f.Profiles), ", "))
-		}
-	}
 	for name, ps := range f.Profiles {
 		if name == "" {
 			return p.Errorf("profiles", "a profile name must not be empty")
 		}
 		if ps == nil {
-			return p.Errorf("profiles."+name, "empty profile: it needs a transport")
+			// An empty entry may be a line pasted at the wrong
+			// indentation: its name is not shown.
+			return &Error{File: p.d.file, Line: p.profileLine(name), Key: join(p.key, "profiles"),
+				Err: errors.New("empty profile: it needs a transport (its name is not shown: it may be a secret)")}
+		}
+	}
+	// After the entries: only the names of real profiles are listed.
+	if f.Default != "" {
+		if _, ok := f.Profiles[f.Default]; !ok {
+			return p.Errorf("default", "no profile %q (the file has %s)", f.Default, strings.Join(sortedKeys(f.Profiles), ", "))
 		}
 	}
 	return nil
+}
+
+// profileLine returns the line of the profile name in the file whose top
+// level is p, or the line of the profiles key if it is not found.
+func (p *Params) profileLine(name string) int {
+	line, _ := p.find("profiles")
+	if top := resolve(p.node); top != nil && top.Kind == yaml.MappingNode {
+		tps, _ := p.d.pairs(top, "")
+		for _, t := range tps {
+			if t.k.Value != "profiles" {
+				continue
+			}
+			if ps := resolve(t.v); ps != nil && ps.Kind == yaml.MappingNode {
+				pps, _ := p.d.pairs(ps, "")
+				for _, kv := range pps {
+					if kv.k.Value == name {
+						return kv.k.Line
+					}
+				}
+			}
+		}
+	}
+	return line
 }
 
 func (ps *profileSpec) check(p *Params) error {
@@ -113,8 +140,13 @@ func (p *Params) kind() (string, TransportFunc, error) {
 		if err != nil {
 			return "", nil, err
 		}
+		// Only kind is read here; the kind's own decoding reports the
+		// other keys, unknown or duplicate, knowing which may be shown.
 		for _, kv := range ps {
 			if kv.k.Value == "kind" {
+				if kv.first > 0 {
+					return "", nil, p.d.dupErr(kv, p.key)
+				}
 				if err := p.d.decodeValue(kv.v, loc{join(p.key, "kind"), kv.k.Line}, reflectOf(&kind)); err != nil {
 					return "", nil, err
 				}
@@ -161,12 +193,12 @@ func Parse(name string, data []byte) (*Config, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, &Error{File: name, Err: errors.New("empty configuration")}
 		}
-		return nil, syntaxError(name, err)
+		return nil, syntaxError(name, data, err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		if err != nil {
-			return nil, syntaxError(name, err)
+			return nil, syntaxError(name, data, err)
 		}
 		return nil, &Error{File: name, Line: extra.Line, Err: errors.New("more than one YAML document; a configuration is one")}
 	}
@@ -197,13 +229,42 @@ func Parse(name string, data []byte) (*Config, error) {
 	return c, nil
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
+var (
+	yamlLine   = regexp.MustCompile(`^yaml: line (\d+): `)
+	yamlAnchor = regexp.MustCompile(`^yaml: unknown anchor '(.*)' referenced$`)
+)
+
+// aliasLine returns the line of the first alias *name in data, or 0.
+func aliasLine(data []byte, name string) int {
+	alias := []byte("*" + name)
+	for off := 0; ; {
+		i := bytes.Index(data[off:], alias)
+		if i < 0 || name == "" {
+			return 0
+		}
+		i += off
+		end := i + len(alias)
+		before := i == 0 || bytes.IndexByte([]byte(" \t\n\r[{,:-?"), data[i-1]) >= 0
+		after := end == len(data) || bytes.IndexByte([]byte(" \t\n\r]},"), data[end]) >= 0
+		if before && after {
+			return 1 + bytes.Count(data[:i], []byte("\n"))
+		}
+		off = i + 1
+	}
+}
 
 // syntaxError turns an error of the YAML parser into an *Error. The
 // parser reports the line only in its message.
-func syntaxError(file string, err error) error {
+func syntaxError(file string, data []byte, err error) error {
 	msg := err.Error()
 	e := &Error{File: file}
+	if m := yamlAnchor.FindStringSubmatch(msg); m != nil {
+		// The name of an alias is text of the file: a password that
+		// starts with "*" is read as one. Name the line, not the alias.
+		e.Line = aliasLine(data, m[1])
+		e.Err = errors.New("invalid YAML: an alias (*name) refers to no anchor; quote a value that starts with * (the name is not shown: it may be a secret)")
+		return e
+	}
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
 		msg = msg[len(m[0]):]

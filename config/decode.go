@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -245,7 +246,12 @@ func describe(n *yaml.Node) string {
 		case "!!null":
 			return "no value"
 		}
-		return "a value tagged " + n.Tag
+		if strings.HasPrefix(n.Tag, "!!") {
+			return "a value tagged " + n.Tag
+		}
+		// A local tag (!name) is text of the file: a password that
+		// starts with "!" is read as one.
+		return "a value with a local tag"
 	}
 	return "something else"
 }
@@ -263,11 +269,18 @@ func isNull(n *yaml.Node) bool {
 	return n == nil || n.Kind == yaml.ScalarNode && n.Tag == "!!null"
 }
 
-type pair struct{ k, v *yaml.Node }
+// A pair is a key and its value. first is the line where the key first
+// appears if this pair repeats it, or 0.
+type pair struct {
+	k, v  *yaml.Node
+	first int
+}
 
 // pairs returns the key-value pairs of the mapping n, with merge keys
-// expanded (explicit keys win over merged ones), refusing duplicate keys
-// and keys that are not scalars.
+// expanded (explicit keys win over merged ones), refusing keys that are
+// not scalars. A duplicate key is kept, marked with the line of its first
+// occurrence: the caller reports it, as only the caller knows whether the
+// key may be shown (see decodeStruct).
 func (d *decoder) pairs(n *yaml.Node, path string) ([]pair, error) {
 	return d.mergePairs(n, path, 0)
 }
@@ -305,19 +318,44 @@ func (d *decoder) mergePairs(n *yaml.Node, path string, depth int) ([]pair, erro
 			continue
 		}
 		if first, dup := seen[k.Value]; dup {
-			return nil, d.errorf(k.Line, join(path, k.Value), "duplicate key (first at line %d)", first)
-		}
-		seen[k.Value] = k.Line
-		out = append(out, pair{k, v})
-	}
-	for _, kv := range merged {
-		if _, ok := seen[kv.k.Value]; ok {
+			out = append(out, pair{k, v, first})
 			continue
 		}
-		seen[kv.k.Value] = kv.k.Line
+		seen[k.Value] = k.Line
+		out = append(out, pair{k: k, v: v})
+	}
+	for _, kv := range merged {
+		if kv.first == 0 {
+			if _, ok := seen[kv.k.Value]; ok {
+				continue
+			}
+			seen[kv.k.Value] = kv.k.Line
+		}
 		out = append(out, kv)
 	}
 	return out, nil
+}
+
+// dupErr is the error for a key that repeats an earlier one. Only a key
+// that may be shown (a known key, or a name the file defines) is reported
+// so; decodeStruct reports an unknown key first, whether or not it repeats.
+func (d *decoder) dupErr(kv pair, path string) *Error {
+	return d.errorf(kv.k.Line, join(path, kv.k.Value), "duplicate key (first at line %d)", kv.first)
+}
+
+// unknownKey is the error for the key k, which the mapping at path does
+// not take; known are the keys it takes. A key is quoted only when it is
+// close to a known key, as a typing mistake is: anything else may be a
+// password typed where a key belongs, so the error names the mapping and
+// the line, and lists the keys the mapping takes.
+func (d *decoder) unknownKey(k *yaml.Node, path string, known []string) *Error {
+	if s := suggest(k.Value, known); s != "" {
+		return d.errorf(k.Line, join(path, k.Value), "unknown key; did you mean %s?", s)
+	}
+	if len(known) == 0 {
+		return d.errorf(k.Line, path, "unknown key (not shown: it may be a secret); this mapping takes no keys")
+	}
+	return d.errorf(k.Line, path, "unknown key (not shown: it may be a secret); valid keys: %s", strings.Join(known, ", "))
 }
 
 // A checker is a decoded struct that checks itself, and loads what it
@@ -408,20 +446,24 @@ func (d *decoder) decodeStruct(n *yaml.Node, at loc, v reflect.Value, skip []str
 			byKey[f.name+"_file"] = i
 		}
 	}
+	// The keys first, in order: an unknown key (shown only if it is close
+	// to a known one), then a key given twice (a known one, so shown).
+	for _, kv := range ps {
+		key := kv.k.Value
+		if _, ok := byKey[key]; !ok && !contains(skip, key) {
+			return d.unknownKey(kv.k, at.path, append(slices.Clone(skip), keysOf(v.Type())...))
+		}
+		if kv.first > 0 {
+			return d.dupErr(kv, at.path)
+		}
+	}
 	secrets := make(map[int][]secretPart)
 	for _, kv := range ps {
 		key := kv.k.Value
 		path := join(at.path, key)
 		i, ok := byKey[key]
 		if !ok {
-			if contains(skip, key) {
-				continue
-			}
-			msg := "unknown key"
-			if s := suggest(key, keysOf(v.Type())); s != "" {
-				msg += "; did you mean " + s + "?"
-			}
-			return d.errorf(kv.k.Line, path, "%s", msg)
+			continue // a key of skip
 		}
 		f := fields[i]
 		if f.secret {
@@ -532,6 +574,24 @@ func (d *decoder) decodeValue(n *yaml.Node, at loc, v reflect.Value) error {
 		ps, err := d.pairs(n, at.path)
 		if err != nil {
 			return err
+		}
+		// The keys of a map are names the file defines (profile names,
+		// attribute names): they are shown, being the paths of what they
+		// hold. But an entry that should be a mapping and is not (a line
+		// pasted at the wrong indentation) is reported without its name.
+		elem := t.Elem()
+		for elem.Kind() == reflect.Pointer {
+			elem = elem.Elem()
+		}
+		takesMapping := elem.Kind() == reflect.Struct && elem != secretType && elem != paramsType.Elem() &&
+			!reflect.PointerTo(elem).Implements(textType)
+		for _, kv := range ps {
+			if kv.first > 0 {
+				return d.dupErr(kv, at.path)
+			}
+			if e := resolve(kv.v); takesMapping && !isNull(e) && e.Kind != yaml.MappingNode {
+				return d.errorf(kv.k.Line, at.path, "an entry is %s, not a mapping (its name is not shown: it may be a secret)", describe(e))
+			}
 		}
 		m := reflect.MakeMapWithSize(t, len(ps))
 		for _, kv := range ps {

@@ -28,6 +28,12 @@
 //
 //	mail.yaml:12: profiles.work.transport.auth.mechanism: unknown mechanism "PLAN" (forgotten import?)
 //
+// An unknown key is quoted only when it is close to a key of its mapping,
+// as a typing mistake is ("unknown key; did you mean address?"). Any other
+// unknown key may be a password typed where a key belongs: the error then
+// names the line and the mapping, not the key, and lists the keys the
+// mapping takes.
+//
 // [Parse] and [Load] check the whole file, every profile included: they
 // call each profile's kind and middleware once, with [Params.Checking]
 // true, and discard what they build. [Config.Transport] then builds the

@@ -15,7 +15,9 @@ import (
 // wrong; errors.Is and errors.As see through to it, so for example an
 // unknown mechanism matches [auth.ErrUnknownMechanism]. An Error never
 // holds a secret: not a password, a token, nor the value of a key whose
-// type is wrong.
+// type is wrong, nor an unknown key that is not close to a known one
+// (which may be a password typed where a key belongs: Key is then the
+// path of the mapping that holds it, and Line the key's line).
 type Error struct {
 	File string // the file's name as given to Load or Parse; may be empty
 	Line int    // 1-based line of the key or value, 0 if unknown

@@ -54,6 +54,189 @@ func TestMalformed(t *testing.T) {
 			want: "bad.yaml:4: profiles.work.middlewares: unknown key; did you mean middleware?",
 		},
 		{
+			// A key close to none of the mapping's keys may be a password
+			// typed where a key belongs: the error names its line and its
+			// mapping, and lists the keys the mapping takes.
+			name: "unknown transport key, not shown",
+			yaml: yamlFile(
+				"profiles:",
+				"  work:",
+				"    transport:",
+				"      kind: smtp",
+				"      address: 127.0.0.1:3525",
+				"      \""+testSecret+"\": 1", // 6
+			),
+			want: "bad.yaml:6: profiles.work.transport: unknown key (not shown: it may be a secret); valid keys: kind, network, address, security, local_name, tls, dialer, auth, pool, require_all_recipients, disable_pipelining, disable_chunking",
+		},
+		{
+			name: "unknown auth key, not shown",
+			yaml: yamlFile(
+				"profiles:",
+				"  work:",
+				"    transport:",
+				"      address: smtp.example.org:587",
+				"      auth:",
+				"        username: alice",
+				"        "+testSecret+": x", // 7
+				"        password_env: SMTP_PASSWORD",
+			),
+			want: "bad.yaml:7: profiles.work.transport.auth: unknown key (not shown: it may be a secret); valid keys: mechanism, mechanisms, identity, username, password_env, password_file, password, token_env, token_file, token, allow_insecure",
+		},
+		{
+			name: "unknown top-level key, not shown",
+			yaml: yamlFile(
+				"profiles: {work: {transport: {address: a.example.org:25}}}",
+				testSecret+":", // 2
+			),
+			want: "bad.yaml:2: unknown key (not shown: it may be a secret); valid keys: default, profiles",
+		},
+		{
+			name: "unknown middleware entry key, not shown",
+			yaml: yamlFile(
+				"profiles:",
+				"  work:",
+				"    transport: {address: a.example.org:25}",
+				"    middleware:",
+				"      - name: retry",
+				"        "+testSecret+": 1", // 6
+			),
+			want: "bad.yaml:6: profiles.work.middleware[0]: unknown key (not shown: it may be a secret); valid keys: name, with",
+		},
+		{
+			name: "unknown middleware parameter, not shown",
+			yaml: yamlFile(
+				"profiles:",
+				"  work:",
+				"    transport: {address: a.example.org:25}",
+				"    middleware:",
+				"      - name: timeout",
+				"        with: {duration: 1m, "+testSecret+": 1}", // 6
+			),
+			want: "bad.yaml:6: profiles.work.middleware[0].with: unknown key (not shown: it may be a secret); valid keys: duration",
+		},
+		{
+			name: "unknown key of a marked literal, not shown",
+			yaml: yamlFile(
+				"profiles:",
+				"  work:",
+				"    transport:",
+				"      address: smtp.example.org:587",
+				"      auth:",
+				"        username: alice",
+				"        password: {value: x, insecure_literal: true,",
+				"                   "+testSecret+": 1}", // 8
+			),
+			want: "bad.yaml:8: profiles.work.transport.auth.password: unknown key (not shown: it may be a secret); valid keys: value, insecure_literal",
+		},
+		{
+			name: "unknown key close to kind",
+			yaml: yamlFile(
+				"profiles:",
+				"  work:",
+				"    transport:",
+				"      address: a.example.org:25",
+				"      knd: smtp", // 5
+			),
+			want: "bad.yaml:5: profiles.work.transport.knd: unknown key; did you mean kind?",
+		},
+		{
+			// An unknown key given twice is reported as unknown, at its
+			// first line: as a duplicate it would be shown.
+			name: "unknown key given twice, not shown",
+			yaml: yamlFile(
+				"profiles:",
+				"  work:",
+				"    transport:",
+				"      address: a.example.org:25",
+				"      "+testSecret+": 1", // 5
+				"      "+testSecret+": 1",
+			),
+			want: "bad.yaml:5: profiles.work.transport: unknown key (not shown: it may be a secret); valid keys: kind, network, address, security, local_name, tls, dialer, auth, pool, require_all_recipients, disable_pipelining, disable_chunking",
+		},
+		{
+			name: "duplicate kind",
+			yaml: yamlFile(
+				"profiles:",
+				"  work:",
+				"    transport:",
+				"      kind: smtp",
+				"      address: a.example.org:25",
+				"      kind: lmtp", // 6
+			),
+			want: "bad.yaml:6: profiles.work.transport.kind: duplicate key (first at line 4)",
+		},
+		{
+			name: "duplicate profile",
+			yaml: yamlFile(
+				"profiles:",
+				"  work: {transport: {address: a.example.org:25}}",
+				"  work: {transport: {address: b.example.org:25}}", // 3
+			),
+			want: "bad.yaml:3: profiles.work: duplicate key (first at line 2)",
+		},
+		{
+			// A profile is a mapping: a line that is not one, at the
+			// indentation of the profiles, may be a pasted secret.
+			name: "profile not a mapping, not shown",
+			yaml: yamlFile(
+				"profiles:",
+				"  work: {transport: {address: a.example.org:25}}",
+				"  \""+testSecret+"\": 1", // 3
+			),
+			want: "bad.yaml:3: profiles: an entry is an integer, not a mapping (its name is not shown: it may be a secret)",
+		},
+		{
+			name: "empty profile, not shown",
+			yaml: yamlFile(
+				"default: home",
+				"profiles:",
+				"  work: {transport: {address: a.example.org:25}}",
+				"  "+testSecret+":", // 4
+			),
+			want: "bad.yaml:4: profiles: empty profile: it needs a transport (its name is not shown: it may be a secret)",
+		},
+		{
+			// An alias is text of the file: a password that starts with *.
+			name: "unknown alias, not shown",
+			yaml: yamlFile(
+				"profiles:",
+				"  work:",
+				"    transport:",
+				"      address: smtp.example.org:587",
+				"      auth:",
+				"        username: alice",
+				"        password: {value: *"+testSecret+", insecure_literal: true}", // 7
+			),
+			want: "bad.yaml:7: invalid YAML: an alias (*name) refers to no anchor; quote a value that starts with * (the name is not shown: it may be a secret)",
+		},
+		{
+			// So is a local tag: a password that starts with !.
+			name: "local tag, not shown",
+			yaml: yamlFile(
+				"profiles:",
+				"  work:",
+				"    transport:",
+				"      address: smtp.example.org:587",
+				"      pool: {max_conns: !"+testSecret+" 3}", // 5
+			),
+			want: "bad.yaml:5: profiles.work.transport.pool.max_conns: want an integer, got a value with a local tag",
+		},
+		{
+			// The secret written in place of its variable's name.
+			name: "secret as the variable name, not shown",
+			yaml: yamlFile(
+				"profiles:",
+				"  work:",
+				"    transport:",
+				"      address: smtp.example.org:587",
+				"      auth:",
+				"        username: alice",
+				"        password_env: "+testSecret, // 7
+			),
+			want: "bad.yaml:7: profiles.work.transport.auth.password_env: environment variable is not set (its name is not shown: it is not a usual variable name, and may be the secret itself)",
+			is:   config.ErrMissingSecret,
+		},
+		{
 			name: "duplicate key",
 			yaml: yamlFile(
 				"profiles:",
@@ -667,4 +850,67 @@ func loadAndBuild(name string, data []byte) error {
 		}
 	}
 	return nil
+}
+
+// The reports that found unknown keys echoed: a password typed where a key
+// belongs never appears in the error, whose Key is then the path of the
+// mapping and whose Line is the key's.
+func TestUnknownKeyNotEchoed(t *testing.T) {
+	tests := []struct {
+		name, secret string
+		yaml         []byte
+		key          string
+		line         int
+	}{
+		{
+			name:   "transport",
+			secret: "Tr0ub4dor&3",
+			yaml: yamlFile(
+				"profiles:",
+				"  work:",
+				"    transport:",
+				"      kind: smtp",
+				"      address: 127.0.0.1:3525",
+				`      "Tr0ub4dor&3": 1`, // 6
+			),
+			key:  "profiles.work.transport",
+			line: 6,
+		},
+		{
+			name:   "auth",
+			secret: "s3cretpassw0rd",
+			yaml: yamlFile(
+				"profiles:",
+				"  work:",
+				"    transport:",
+				"      kind: smtp",
+				"      address: 127.0.0.1:3525",
+				"      auth:",
+				"        username: alice",
+				"        password_env: SMTP_PASSWORD",
+				"        s3cretpassw0rd: x", // 9
+			),
+			key:  "profiles.work.transport.auth",
+			line: 9,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("SMTP_PASSWORD", testSecret)
+			_, err := config.Parse("k.yaml", tt.yaml)
+			var ce *config.Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("Parse = %v, want a *config.Error", err)
+			}
+			if strings.Contains(err.Error(), tt.secret) || strings.Contains(ce.Key, tt.secret) {
+				t.Errorf("the error shows the key: %v", err)
+			}
+			if ce.File != "k.yaml" || ce.Key != tt.key || ce.Line != tt.line {
+				t.Errorf("Error = {File: %q, Line: %d, Key: %q}, want {k.yaml, %d, %q}", ce.File, ce.Line, ce.Key, tt.line, tt.key)
+			}
+			if !strings.HasPrefix(ce.Err.Error(), "unknown key (not shown: it may be a secret); valid keys: ") {
+				t.Errorf("Err = %v", ce.Err)
+			}
+		})
+	}
 }

@@ -144,9 +144,9 @@ func (d *decoder) secret(name, path string, parts []secretPart) (Secret, error) 
 			val, ok := os.LookupEnv(ref)
 			switch {
 			case !ok:
-				err = &secretError{fmt.Sprintf("environment variable %s is not set", ref)}
+				err = &secretError{envMessage(ref, "is not set")}
 			case val == "":
-				err = &secretError{fmt.Sprintf("environment variable %s is empty", ref)}
+				err = &secretError{envMessage(ref, "is empty")}
 			}
 			s.value = val
 		default:
@@ -174,6 +174,30 @@ func (d *decoder) secret(name, path string, parts []secretPart) (Secret, error) 
 		return Secret{}, d.errorf(p.k.Line, key, "value is empty")
 	}
 	return Secret{variant: "literal", value: lit.Value}, nil
+}
+
+// envMessage says what is wrong with the environment variable name. The
+// name is quoted only if it is a usual variable name (letters, digits and
+// _, not starting with a digit): anything else may be the secret itself,
+// written where its variable's name belongs.
+func envMessage(name, what string) string {
+	if envName(name) {
+		return "environment variable " + name + " " + what
+	}
+	return "environment variable " + what + " (its name is not shown: it is not a usual variable name, and may be the secret itself)"
+}
+
+func envName(s string) bool {
+	if s == "" || '0' <= s[0] && s[0] <= '9' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // readSecretFile reads a secret from a file and removes one trailing

@@ -17,7 +17,7 @@ import (
 // ErrNotAllAccepted is the error of recipients the server accepted in a
 // transaction that RequireAllRecipients abandoned because another recipient
 // was refused; nothing was sent to anyone.
-var ErrNotAllAccepted = errors.New("transport: not every recipient was accepted; nothing sent")
+var ErrNotAllAccepted = errors.New("transport: accepted, but nothing sent: another recipient was refused (all or nothing)")
 
 // MessageError reports that reading the message failed. The transaction was
 // abandoned before its end, so nothing was delivered; whether to try again

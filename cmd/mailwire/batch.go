@@ -33,6 +33,9 @@ type sourceMsg struct {
 	r    io.Reader // the message
 	size int64     // its size if known, else 0
 	err  error     // why it cannot be read
+	// reopen opens the message again from its start, for a retry; nil
+	// when it cannot be read twice.
+	reopen opener
 }
 
 // A batchSender sends a sequence of messages and reports each outcome, in
@@ -86,10 +89,14 @@ type batch struct {
 	quiet    bool
 	progress bool
 
-	start                              time.Time
-	done, sent, partial, failed, total int
-	status                             int
-	barShown                           bool
+	start time.Time
+	// total is the number of messages of the source, -1 if unknown; read
+	// those taken from it so far; done those reported on, each counted
+	// once in sent, partial, failed or unknown.
+	total, read, done              int
+	sent, partial, failed, unknown int
+	status                         int
+	barShown                       bool
 }
 
 // errStalled cancels a batch in which no message completed for --timeout.
@@ -124,6 +131,7 @@ func (b *batch) run(ctx context.Context) int {
 			}
 			i := len(names)
 			names = append(names, sm.name)
+			b.read = len(names)
 			m := transport.Message{Envelope: &envelope.Envelope{}, Body: strings.NewReader("")}
 			if sm.err != nil {
 				prepErrs[i] = sm.err
@@ -133,7 +141,7 @@ func (b *batch) run(ctx context.Context) int {
 				prepErrs[i] = err
 			} else {
 				pm.env.Size = sm.size
-				m = transport.Message{Envelope: pm.env, Body: pm.body}
+				m = transport.Message{Envelope: pm.env, Body: reopenable(pm.body, sm.reopen, b.spec)}
 			}
 			if !yield(m) {
 				return
@@ -169,45 +177,103 @@ func (b *batch) run(ctx context.Context) int {
 		stopped = "cannot connect"
 	}
 	elapsed := time.Since(b.start)
-	rate := 0.0
-	if elapsed > 0 {
-		rate = float64(b.done) / elapsed.Seconds()
+	fmt.Fprintln(b.stdout, b.summary(elapsed, stopped))
+	if b.unknown > 0 {
+		fmt.Fprintf(b.stderr, "%s: warning: the connection was lost after %d %s sent (outcome unknown): %s may have been delivered; check before sending %s again\n",
+			prog, b.unknown, plural(b.unknown, "message was", "messages were"), plural(b.unknown, "it", "they"), plural(b.unknown, "it", "them"))
 	}
-	summary := fmt.Sprintf("%d sent, %d partial, %d failed", b.sent, b.partial, b.failed)
-	if b.total >= 0 && b.done < b.total {
-		summary += fmt.Sprintf(", %d not attempted", b.total-b.done)
-	}
-	summary += fmt.Sprintf(" (%d messages) in %s, %.1f msgs/s", b.done, roundDuration(elapsed), rate)
-	if stopped != "" {
-		summary += "; stopped: " + stopped
-	}
-	fmt.Fprintln(b.stdout, summary)
 	return b.status
 }
+
+// summary is the last line of a batch: "3 sent, 1 partial, 1 failed (5
+// messages) in 212ms, 18.9 msgs/s". Messages whose outcome is unknown and
+// messages not attempted are counted only when there are some. The rate
+// counts the messages delivered (sent or partial), and is left out when
+// none was.
+func (b *batch) summary(elapsed time.Duration, stopped string) string {
+	s := fmt.Sprintf("%d sent, %d partial, %d failed", b.sent, b.partial, b.failed)
+	if b.unknown > 0 {
+		s += fmt.Sprintf(", %d unknown", b.unknown)
+	}
+	messages := b.total
+	if messages < 0 {
+		// Not counted beforehand (an mbox on standard input): those read.
+		messages = b.read
+	}
+	if n := messages - b.done; n > 0 {
+		s += fmt.Sprintf(", %d not attempted", n)
+	}
+	s += fmt.Sprintf(" (%d %s) in %s", messages, plural(messages, "message", "messages"), roundDuration(elapsed))
+	if rate, ok := b.rate(elapsed); ok {
+		s += fmt.Sprintf(", %.1f msgs/s", rate)
+	}
+	if stopped != "" {
+		s += "; stopped: " + stopped
+	}
+	return s
+}
+
+// rate is the number of messages delivered (sent or partial) per second;
+// ok is false when none was.
+func (b *batch) rate(elapsed time.Duration) (rate float64, ok bool) {
+	delivered := b.sent + b.partial
+	if delivered == 0 || elapsed <= 0 {
+		return 0, false
+	}
+	return float64(delivered) / elapsed.Seconds(), true
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// unknownWarning follows the line of a message whose outcome is unknown,
+// as the single send's warning does.
+const unknownWarning = "the connection was lost after the message was sent: it may have been delivered; check before sending it again"
 
 // one prints the line of one message and returns its status.
 func (b *batch) one(name string, res *transport.Result, err error) int {
 	b.done++
 	accepted := res.Count(transport.Accepted)
+	refused := func() string {
+		var r []string
+		for _, rr := range res.Rcpts {
+			if rr.Outcome != transport.Accepted {
+				r = append(r, describeRcpt(rr))
+			}
+		}
+		return fmt.Sprintf("%d/%d recipients accepted; refused %s", accepted, len(res.Rcpts), strings.Join(r, "; "))
+	}
 	switch {
 	case err == nil:
 		b.sent++
 		b.line("ok", name, strings.TrimPrefix(acceptedSummary(res), "sent: "), false)
+	case outcomeUnknown(res, err):
+		// The server may have the message: whoever sends the batch again
+		// must know, as with one message.
+		b.unknown++
+		text := oneLine(err.Error())
+		if accepted > 0 {
+			text = refused()
+		}
+		b.line("unknown", name, text+"; "+unknownWarning, true)
 	case accepted > 0:
 		b.partial++
-		var refused []string
-		for _, rr := range res.Rcpts {
-			if rr.Outcome != transport.Accepted {
-				refused = append(refused, describeRcpt(rr))
-			}
-		}
-		b.line("partial", name, fmt.Sprintf("%d/%d recipients accepted; refused %s",
-			accepted, len(res.Rcpts), strings.Join(refused, "; ")), true)
+		b.line("partial", name, refused(), true)
 	default:
 		b.failed++
 		b.line("failed", name, oneLine(err.Error()), true)
 	}
 	return exitCode(res, err)
+}
+
+// outcomeUnknown reports whether the server may have delivered a message
+// although the send failed: the connection was lost after its end.
+func outcomeUnknown(res *transport.Result, err error) bool {
+	return err != nil && (errors.Is(err, transport.ErrUnknownOutcome) || res.Count(transport.Unknown) > 0)
 }
 
 // line prints one message's result, above the progress bar.
@@ -232,12 +298,13 @@ func (b *batch) draw() {
 			width = w
 		}
 	}
-	elapsed := time.Since(b.start).Seconds()
-	rate := 0.0
-	if elapsed > 0 {
-		rate = float64(b.done) / elapsed
+	counts := fmt.Sprintf("  ok %d  partial %d  failed %d", b.sent, b.partial, b.failed)
+	if b.unknown > 0 {
+		counts += fmt.Sprintf("  unknown %d", b.unknown)
 	}
-	counts := fmt.Sprintf("  ok %d  partial %d  failed %d  %.1f msgs/s", b.sent, b.partial, b.failed, rate)
+	if rate, ok := b.rate(time.Since(b.start)); ok {
+		counts += fmt.Sprintf("  %.1f msgs/s", rate)
+	}
 	var head string
 	if b.total > 0 {
 		pct := b.done * 100 / b.total
@@ -251,7 +318,7 @@ func (b *batch) draw() {
 			head = "[" + strings.Repeat("#", filled) + strings.Repeat("-", barWidth-filled) + "]" + head
 		}
 	} else {
-		head = fmt.Sprintf("[%d sent so far]", b.done)
+		head = fmt.Sprintf("[%d so far]", b.done)
 	}
 	text := head + counts
 	if len(text) > width-1 {

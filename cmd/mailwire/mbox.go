@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -23,6 +24,9 @@ type mboxReader struct {
 	eof     bool
 	err     error
 	count   int
+	off     int64 // offset in the input of what readLine returns next
+	start   int64 // offset of the current message's first line
+	nextOff int64 // offset of the line after nextFrom
 
 	// State of the current message.
 	cur       *mboxMsg
@@ -62,12 +66,14 @@ func (m *mboxReader) Next() (io.Reader, string, error) {
 			return nil, "", failf(exitDataErr, "not an mbox file: it does not start with a \"From \" line")
 		}
 		m.nextFrom = bytes.Clone(line)
+		m.nextOff = m.off
 	}
 	if m.nextFrom == nil {
 		return nil, "", io.EOF
 	}
 	from := string(bytes.TrimRight(m.nextFrom, "\r\n"))
 	m.nextFrom = nil
+	m.start = m.nextOff
 	m.count++
 	m.cur = &mboxMsg{m: m, atStart: true}
 	return m.cur, from, nil
@@ -80,6 +86,7 @@ func (m *mboxReader) readLine() ([]byte, error) {
 		return nil, io.EOF
 	}
 	line, err := m.br.ReadSlice('\n')
+	m.off += int64(len(line))
 	switch err {
 	case nil, bufio.ErrBufferFull:
 		return line, nil
@@ -147,6 +154,7 @@ func (r *mboxMsg) Read(p []byte) (int, error) {
 					}
 					r.atStart = rest[len(rest)-1] == '\n'
 				}
+				m.nextOff = m.off
 				r.done = true
 				continue
 			}
@@ -186,32 +194,73 @@ type mboxSource struct {
 	f     io.Closer
 	mr    *mboxReader
 	total int
+	first io.Reader // the first message, found by openMbox when not counted
+	// fi describes the mbox when it is a regular file, whose messages can
+	// be read again (see reopenableBody); nil otherwise.
+	fi os.FileInfo
+}
+
+// mboxError names the mbox in an error of its reader.
+func mboxError(name string, err error) error {
+	var xe *exitError
+	if errors.As(err, &xe) {
+		return failf(xe.code, "%s: %v", name, xe.err)
+	}
+	return failf(exitIOErr, "%s: %v", name, err)
 }
 
 // openMbox opens an mbox file ("-" for stdin) and counts its messages when
-// it is a regular file.
+// it is a regular file. An mbox without messages is refused (EX_NOINPUT),
+// before any connection, as a directory without .eml files is.
 func openMbox(path string, stdin io.Reader) (msgSource, error) {
 	if path == "-" {
-		return &mboxSource{name: "stdin", mr: newMboxReader(stdin), total: -1}, nil
+		return peekMbox(&mboxSource{name: "stdin", mr: newMboxReader(stdin), total: -1})
 	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, failf(exitNoInput, "%v", err)
 	}
-	total := -1
-	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
-		n, err := countMbox(f)
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		// A pipe or a device: read once, not counted.
+		s, err := peekMbox(&mboxSource{name: path, f: f, mr: newMboxReader(f), total: -1})
 		if err != nil {
 			f.Close()
-			return nil, err
 		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			f.Close()
-			return nil, failf(exitIOErr, "%s: %v", path, err)
-		}
-		total = n
+		return s, err
 	}
-	return &mboxSource{name: path, f: f, mr: newMboxReader(f), total: total}, nil
+	n, err := countMbox(f)
+	if err != nil {
+		f.Close()
+		return nil, mboxError(path, err)
+	}
+	if n == 0 {
+		f.Close()
+		return nil, emptyMbox(path)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, failf(exitIOErr, "%s: %v", path, err)
+	}
+	return &mboxSource{name: path, f: f, mr: newMboxReader(f), total: n, fi: fi}, nil
+}
+
+func emptyMbox(name string) error {
+	return failf(exitNoInput, "%s: empty mbox: no messages to send", name)
+}
+
+// peekMbox finds the first message of an mbox that cannot be counted
+// beforehand, so that an empty one is refused before connecting.
+func peekMbox(s *mboxSource) (msgSource, error) {
+	r, _, err := s.mr.Next()
+	switch {
+	case err == io.EOF:
+		return nil, emptyMbox(s.name)
+	case err != nil:
+		return nil, mboxError(s.name, err)
+	}
+	s.first = r
+	return s, nil
 }
 
 // countMbox returns the number of messages in r.
@@ -231,11 +280,47 @@ func countMbox(r io.Reader) (int, error) {
 func (s *mboxSource) Total() int { return s.total }
 
 func (s *mboxSource) Next() (*sourceMsg, error) {
-	r, _, err := s.mr.Next()
-	if err != nil {
-		return nil, err
+	r := s.first
+	s.first = nil
+	if r == nil {
+		var err error
+		if r, _, err = s.mr.Next(); err != nil {
+			return nil, err
+		}
 	}
-	return &sourceMsg{name: fmt.Sprintf("%s#%d", s.name, s.mr.count), r: r}, nil
+	return &sourceMsg{name: fmt.Sprintf("%s#%d", s.name, s.mr.count), r: r, reopen: s.opener(s.mr.start)}, nil
+}
+
+// opener returns an opener of the message whose first line (after its
+// "From " line) is at offset start of the mbox file; nil when the mbox is
+// not a regular file.
+func (s *mboxSource) opener(start int64) opener {
+	if s.fi == nil {
+		return nil
+	}
+	return func() (io.ReadCloser, error) {
+		f, err := os.Open(s.name)
+		if err != nil {
+			return nil, err
+		}
+		if err := unchanged(f, s.name, s.fi); err != nil {
+			f.Close()
+			return nil, err
+		}
+		if _, err := f.Seek(start, io.SeekStart); err != nil {
+			f.Close()
+			return nil, err
+		}
+		// A reader in the state it had after the "From " line.
+		mr := newMboxReader(f)
+		mr.started, mr.nextFrom, mr.nextOff = true, fromPrefix, start
+		r, _, err := mr.Next()
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		return &readCloser{Reader: r, Closer: f}, nil
+	}
 }
 
 func (s *mboxSource) Close() error {

@@ -117,15 +117,27 @@ func prepareMessage(r io.Reader, spec envSpec) (*message, error) {
 		}
 		err = err2
 	}
-	if err != nil && (spec.fromSet || spec.hasFallback) && len(spec.to) > 0 && !rec.overflow {
+	if err != nil && len(spec.to) > 0 && !rec.overflow {
 		var ee *envelope.Error
 		if errors.As(err, &ee) && ee.Field != "header" {
-			// The header's addresses are not needed: send it as it is.
+			// The header's recipients are not needed: send it as it is,
+			// with the sender from the command line, else from the
+			// header's Sender or From (which FromMessage reads before the
+			// recipient fields), else the fallback.
 			rec.off = true
 			hdr, rest := splitHeader(rec.buf)
-			env = &envelope.Envelope{From: placeholder, Body: bodyType(hdr)}
-			body = io.MultiReader(bytes.NewReader(stripBcc(hdr)), bytes.NewReader(rest), r)
-			err = nil
+			from, ok := placeholder, spec.fromSet
+			if !ok {
+				from, ok = headerSender(hdr)
+			}
+			if !ok && spec.hasFallback {
+				from, ok = placeholder, true
+			}
+			if ok {
+				env = &envelope.Envelope{From: from, Body: bodyType(hdr)}
+				body = io.MultiReader(bytes.NewReader(stripBcc(hdr)), bytes.NewReader(rest), r)
+				err = nil
+			}
 		}
 	}
 	rec.off = true
@@ -168,6 +180,44 @@ func prepareMessage(r io.Reader, spec envSpec) (*message, error) {
 		return nil, err
 	}
 	return &message{env: env, body: body, header: header}, nil
+}
+
+// recipientFields are the fields whose addresses headerSender ignores.
+var recipientFields = []string{"To", "Cc", "Bcc", "Resent-To", "Resent-Cc", "Resent-Bcc"}
+
+// headerSender returns the reverse-path the header gives, as
+// envelope.FromMessage derives it (Sender, else From; Resent-Sender, else
+// Resent-From with one Resent- block), whatever its recipient fields hold:
+// their values are replaced by a valid address, so that one that cannot be
+// parsed does not hide the sender. ok is false when the header gives no
+// usable sender.
+func headerSender(header []byte) (from string, ok bool) {
+	var b []byte
+	last := 0
+	headerFields(header, func(name string, start, end int) {
+		for _, f := range recipientFields {
+			if strings.EqualFold(name, f) {
+				// The same field name keeps the Resent- blocks as they are.
+				b = append(b, header[last:start]...)
+				b = append(b, name+": <"+placeholder+">\r\n"...)
+				last = end
+				return
+			}
+		}
+	})
+	b = append(b, header[last:]...)
+	env, _, err := envelope.FromMessage(bytes.NewReader(b))
+	var ee *envelope.Error
+	if errors.Is(err, envelope.ErrNoRecipients) && errors.As(err, &ee) {
+		// No recipient field at all: add one where the sender is looked
+		// for ("To", or "Resent-To" with a Resent- block).
+		b = append([]byte(ee.Field+": <"+placeholder+">\r\n"), b...)
+		env, _, err = envelope.FromMessage(bytes.NewReader(b))
+	}
+	if err != nil || env.From == placeholder {
+		return "", false
+	}
+	return env.From, true
 }
 
 // splitHeader splits b after the empty line that ends the header; the

@@ -66,7 +66,7 @@ func probe(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
-	p := &prober{tgt: tgt, out: stdout, insecure: o.insecure}
+	p := &prober{tgt: tgt, out: stdout, insecure: o.insecure, authFlag: o.mech != ""}
 	return p.run(ctx)
 }
 
@@ -75,6 +75,7 @@ type prober struct {
 	tgt      *target
 	out      io.Writer
 	insecure bool // --insecure-skip-verify
+	authFlag bool // --auth was given
 }
 
 // security returns the mode of the probed transport.
@@ -228,7 +229,24 @@ func (p *prober) tail(ctx context.Context, c *transport.Conn) int {
 		p.printf("AUTH: not offered\n")
 	} else {
 		p.printf("AUTH: %s\n", strings.Join(mechs, " "))
-		p.printf("  mailwire would choose: %s\n", p.wouldChoose(ctx, c, mechs))
+		allowed := p.requested()
+		mech, err := p.choose(ctx, c, mechs, allowed)
+		chosen := mech
+		if err != nil {
+			chosen = "none (" + oneLine(err.Error()) + ")"
+		}
+		switch {
+		case allowed == nil:
+			p.printf("  mailwire would choose: %s (for a user name and password)\n", chosen)
+		// --auth (or the profile) names the mechanisms: say so, rather than
+		// what negotiation among all would choose, which is not used.
+		case len(allowed) == 1 && err == nil:
+			p.printf("  requested %s: %s (offered, usable on this session)\n", p.requestedBy(), allowed[0])
+		case len(allowed) == 1:
+			p.printf("  requested %s: %s, which cannot be used on this session: %s\n", p.requestedBy(), allowed[0], oneLine(err.Error()))
+		default:
+			p.printf("  allowed %s: %s; mailwire would choose: %s\n", p.requestedBy(), strings.Join(allowed, " "), chosen)
+		}
 	}
 	switch n, ok := c.MaxMessageSize(); {
 	case !ok:
@@ -251,21 +269,55 @@ func (p *prober) tail(ctx context.Context, c *transport.Conn) int {
 	return exitOK
 }
 
-// wouldChoose names the mechanism mailwire's default negotiation picks on
-// this session for a user name and password.
-func (p *prober) wouldChoose(ctx context.Context, c *transport.Conn, mechs []string) string {
+// requested returns the mechanisms the authenticator is restricted to:
+// the one --auth names, or those of the profile's auth block; nil when it
+// negotiates among all (or there is no authenticator).
+func (p *prober) requested() []string {
+	cfg, ok := p.authenticator().(auth.Config)
+	if !ok || cfg.Mechanisms == nil {
+		return nil
+	}
+	upper := make([]string, len(cfg.Mechanisms))
+	for i, m := range cfg.Mechanisms {
+		upper[i] = strings.ToUpper(m)
+	}
+	return upper
+}
+
+// requestedBy says where the requested mechanisms come from.
+func (p *prober) requestedBy() string {
+	if p.authFlag {
+		return "with --auth"
+	}
+	return "by the profile"
+}
+
+// choose returns the mechanism mailwire picks on this session for a user
+// name and password (and a token, for the OAuth mechanisms) among allowed
+// (nil: the default preference), or why none can be used.
+func (p *prober) choose(ctx context.Context, c *transport.Conn, mechs, allowed []string) (string, error) {
 	host := p.tgt.serverName
 	info := auth.ServerInfo{Host: host, Mechanisms: mechs, TLS: c.TLSConnectionState(), Unix: host == ""}
 	cfg := auth.Config{Credentials: auth.Credentials{Username: "probe", Password: "probe"}}
+	if allowed != nil {
+		cfg.Mechanisms = allowed
+		cfg.Token = func(context.Context) (string, error) { return "probe", nil }
+		if a, ok := p.authenticator().(auth.Config); ok {
+			cfg.AllowInsecure = a.AllowInsecure
+		}
+		if tc := p.tlsConfig(); info.TLS != nil && tc != nil && len(tc.Certificates) > 0 {
+			info.ClientCert = true
+		}
+	}
 	cl, err := cfg.Start(ctx, info)
 	if err != nil {
-		return "none (" + err.Error() + ")"
+		return "", err
 	}
 	mech, _, err := cl.Start()
 	if err != nil {
-		return "none (" + err.Error() + ")"
+		return "", err
 	}
-	return mech + " (for a user name and password)"
+	return mech, nil
 }
 
 // capabilities prints the service extensions, sorted.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -126,6 +125,7 @@ func send(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	in := stdin
 	name := "stdin"
 	var size int64
+	var reopen opener // standard input cannot be read twice
 	if len(pos) == 1 && pos[0] != "-" {
 		f, err := os.Open(pos[0])
 		if err != nil {
@@ -135,6 +135,7 @@ func send(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		defer f.Close()
 		if fi, err := f.Stat(); err == nil {
 			size = fi.Size()
+			reopen = fileOpener(pos[0], fi)
 		}
 		in, name = f, pos[0]
 	}
@@ -151,7 +152,7 @@ func send(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	m.env.Size = size
 	sctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	res, err := tgt.tr.Send(sctx, m.env, m.body)
+	res, err := tgt.tr.Send(sctx, m.env, reopenable(m.body, reopen, spec))
 	transport.CloseIdleConnections(tgt.tr) // QUIT now, not at exit
 	return reportOne(tgt, res, err, stdout, stderr)
 }
@@ -195,8 +196,8 @@ func reportOne(tgt *target, res *transport.Result, err error, stdout, stderr io.
 	} else {
 		fmt.Fprintf(stderr, "%s: not sent: %s\n", prog, oneLine(err.Error()))
 	}
-	if errors.Is(err, transport.ErrUnknownOutcome) || res.Count(transport.Unknown) > 0 {
-		fmt.Fprintf(stderr, "%s: warning: the connection was lost after the message was sent: it may have been delivered; check before sending it again\n", prog)
+	if outcomeUnknown(res, err) {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", prog, unknownWarning)
 	}
 	return exitCode(res, err)
 }
@@ -283,6 +284,7 @@ func (s *filesSource) Next() (*sourceMsg, error) {
 	m := &sourceMsg{name: name, r: f}
 	if fi, err := f.Stat(); err == nil {
 		m.size = fi.Size()
+		m.reopen = fileOpener(name, fi)
 	}
 	return m, nil
 }

@@ -237,7 +237,7 @@ func sendmailMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		return exitOK
 	}
 	if !so.extract && len(so.rcpts) == 0 {
-		return usageError(stderr, "no recipients: give them as arguments, or use -t")
+		return sendmailUsageError(stderr, "no recipients: give them as arguments, or use -t")
 	}
 	domain := localDomain()
 	qualify := func(a string) string {
@@ -266,6 +266,12 @@ func sendmailMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		debug:      so.verbose,
 		timeout:    5 * time.Minute,
 		noPrompt:   true,
+	}
+	if so.config == "" && os.Getenv(envConfig) == "" && os.Getenv(envURL) == "" {
+		// resolveTarget's message would offer a URL, which this mode does
+		// not take.
+		return sendmailUsageError(stderr, fmt.Sprintf("no server: set $%s (a configuration file, with $%s for its profile) or $%s (a server URL), or give -C FILE",
+			envConfig, envProfile, envURL))
 	}
 	if so.config == "" && os.Getenv(envConfig) == "" {
 		// $MAILWIRE_URL: the rest of the settings from the environment.
@@ -317,6 +323,17 @@ func sendmailMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		out = stdout
 	}
 	return reportOne(tgt, res, err, out, stderr)
+}
+
+// sendmailUsageError prints a usage error of the sendmail mode, which
+// takes no "help" command, and returns EX_USAGE.
+func sendmailUsageError(stderr io.Writer, msg string) int {
+	see := "sendmail --help"
+	if prog != "sendmail" {
+		see = prog + " sendmail --help"
+	}
+	fmt.Fprintf(stderr, "%s: %s (see %s)\n", prog, msg, see)
+	return exitUsage
 }
 
 func isNoRecipients(err error) bool { return errors.Is(err, envelope.ErrNoRecipients) }

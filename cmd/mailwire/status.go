@@ -23,8 +23,15 @@ func exitCode(res *transport.Result, err error) int {
 	if errors.As(err, &xe) {
 		return xe.code
 	}
-	// Per-recipient refusals: Send returned Result.Err, an aggregate.
-	if _, ok := err.(*transport.OpError); !ok && res != nil && len(res.Refused()) > 0 && len(res.Rcpts) > 0 {
+	// Per-recipient refusals: Send returned Result.Err, an aggregate (some
+	// recipients accepted, or LMTP), or an *OpError at RCPT wrapping it
+	// (every recipient refused). Either way the recipients decide, so that
+	// the status does not depend on whether one of them was accepted: a
+	// permanent refusal wins over a temporary one.
+	if oe, isOp := err.(*transport.OpError); (!isOp || oe.Op == transport.OpRcpt) && res != nil && len(res.Refused()) > 0 {
+		if rcptAuthRequired(res) {
+			return exitNoPerm
+		}
 		if st := rcptStatus(res); st != exitOK {
 			return st
 		}
@@ -81,12 +88,16 @@ func exitCode(res *transport.Result, err error) int {
 // permanent refusal wins; EX_NOUSER when every permanent refusal says the
 // mailbox does not exist (enhanced status 5.1.x); EX_TEMPFAIL when only
 // temporary or unknown outcomes remain.
+//
+// Recipients that --require-all abandoned because another was refused
+// (transport.ErrNotAllAccepted) follow from that refusal and do not count.
 func rcptStatus(res *transport.Result) int {
 	perm, nouser, other := 0, 0, 0
 	for _, rr := range res.Rcpts {
-		switch rr.Outcome {
-		case transport.Accepted:
-		case transport.PermFailed:
+		switch {
+		case rr.Outcome == transport.Accepted:
+		case errors.Is(rr.Err, transport.ErrNotAllAccepted):
+		case rr.Outcome == transport.PermFailed:
 			perm++
 			var re *transport.ReplyError
 			if errors.As(rr.Err, &re) && re.EnhancedCode[0] == 5 && re.EnhancedCode[1] == 1 {
@@ -105,6 +116,18 @@ func rcptStatus(res *transport.Result) int {
 		return exitTempFail
 	}
 	return exitOK
+}
+
+// rcptAuthRequired reports whether a recipient was refused with 530
+// (authentication required, RFC 4954), which is a matter of credentials.
+func rcptAuthRequired(res *transport.Result) bool {
+	for _, rr := range res.Rcpts {
+		var re *transport.ReplyError
+		if rr.Outcome != transport.Accepted && errors.As(rr.Err, &re) && re.Code == 530 {
+			return true
+		}
+	}
+	return false
 }
 
 // isTLSError reports whether err comes from the TLS layer: a handshake

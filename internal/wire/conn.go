@@ -83,6 +83,14 @@ func (cw *countingWriter) Write(p []byte) (int, error) {
 // and not yet consumed.
 func (c *Conn) Buffered() int { return c.r.Buffered() }
 
+// Peeked returns up to n of the bytes read ahead, without consuming them
+// and without reading more.
+func (c *Conn) Peeked(n int) []byte {
+	n = min(n, c.r.Buffered())
+	b, _ := c.r.Peek(n)
+	return b
+}
+
 // Bind ties the connection's I/O to ctx until the returned function is
 // called: cancelling ctx interrupts any blocked read or write at once. Only
 // one context is bound at a time.
