@@ -388,6 +388,15 @@ func TestPostfixSizeLimit(t *testing.T) {
 	id := marker(t)
 	small := message(id, alice, "declared too large", "small body\r\n")
 	big := append(message(id, alice, "too large", ""), bytes.Repeat([]byte("0123456789abcde\n"), int(cfg.PostfixSizeLimit/16)+1)...)
+	// Under the limit as a file, over it on the wire: each LF line ending
+	// becomes CRLF, and SIZE counts the wire (RFC 1870).
+	lf := append(message(id, alice, "too large with CRLF", ""), bytes.Repeat([]byte("0123456789abcde\n"), int(cfg.PostfixSizeLimit/16)-1000)...)
+	if int64(len(lf)) > cfg.PostfixSizeLimit {
+		t.Fatalf("the LF body is %d bytes, over the limit already", len(lf))
+	}
+	wireSize := func(b []byte) int64 {
+		return int64(len(b) + bytes.Count(b, []byte("\n")) - bytes.Count(b, []byte("\r\n")))
+	}
 	cases := []struct {
 		name string
 		env  *envelope.Envelope
@@ -395,7 +404,8 @@ func TestPostfixSizeLimit(t *testing.T) {
 		size int64
 	}{
 		{"declared", &envelope.Envelope{From: sender, To: []envelope.Recipient{{Addr: alice}}, Size: cfg.PostfixSizeLimit + 1}, small, cfg.PostfixSizeLimit + 1},
-		{"known-from-body", envelope.New(sender, alice), big, int64(len(big))},
+		{"known-from-body", envelope.New(sender, alice), big, wireSize(big)},
+		{"lf-line-endings", envelope.New(sender, alice), lf, wireSize(lf)},
 	}
 	for _, tc := range cases {
 		before := len(debug.clientLines())
