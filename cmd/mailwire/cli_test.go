@@ -773,7 +773,7 @@ func TestBatchStopsWhenUnreachable(t *testing.T) {
 	ln.Close()
 	r := runCLI(t, "send", "smtp://"+addr+"?tls=none", batchDir(t, 3))
 	wantCode(t, r, exitTempFail)
-	wantContains(t, "output", r.stdout+r.stderr, "cannot connect", "0 sent, 0 partial, 1 failed, 2 not attempted")
+	wantContains(t, "output", r.stdout+r.stderr, "cannot connect", "0 sent, 0 partial, 1 failed, 2 not attempted (3 messages)")
 }
 
 const testMbox = "From alice@example.org Mon Jan  1 00:00:00 2024\n" +

@@ -147,15 +147,18 @@ const exitCodesHelp = `Exit status (sysexits.h):
    0  success: every message accepted for every recipient
   64  EX_USAGE        bad command line
   65  EX_DATAERR      bad message or address (header unparsable, no sender or recipient)
-  66  EX_NOINPUT      a message file or directory is missing
-  67  EX_NOUSER       a recipient was refused as unknown (enhanced status 5.1.x)
+  66  EX_NOINPUT      a message file or directory is missing, or has no message
+                      (a directory without .eml files, an empty mbox)
+  67  EX_NOUSER       a recipient was refused as unknown (enhanced status 5.1.x),
+                      and every other permanent refusal too
   68  EX_NOHOST       the server's host name does not resolve
   69  EX_UNAVAILABLE  refused permanently (5xx), or a required extension
                       (STARTTLS, SMTPUTF8, ...) is not offered
   70  EX_SOFTWARE     internal error
   74  EX_IOERR        reading a message failed
   75  EX_TEMPFAIL     temporary failure (4xx, connection failed or lost, timeout,
-                      outcome unknown): try again later
+                      outcome unknown): try again later; a recipient refused
+                      permanently (67, 69) outranks others refused temporarily
   76  EX_PROTOCOL     the server broke the protocol, or TLS failed (certificate
                       not verified, handshake failure)
   77  EX_NOPERM       authentication failed, was refused, or is required (530)

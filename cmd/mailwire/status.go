@@ -76,7 +76,9 @@ func exitCode(res *transport.Result, err error) int {
 	case errors.Is(err, transport.ErrTransient):
 		return exitTempFail
 	case errors.Is(err, transport.ErrPermanent):
-		if res != nil && res.Count(transport.PermFailed) > 0 {
+		// The recipients carry the refusal of the data; a refused sender
+		// (MAIL) is no unknown recipient, whatever its enhanced code.
+		if res != nil && res.Count(transport.PermFailed) > 0 && !(hasOp && oe.Op == transport.OpMail) {
 			return rcptStatus(res)
 		}
 		return exitUnavailable

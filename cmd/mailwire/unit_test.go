@@ -4,6 +4,9 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -173,6 +176,49 @@ func TestPrepareMessage(t *testing.T) {
 			spec:     envSpec{from: "f@x.org", fromSet: true, to: []string{"t@x.org"}},
 			wantFrom: "f@x.org", wantTo: []string{"t@x.org"},
 			wantBody: "From: a@x.org\nTo: root\nSubject: s\n\nhi\n",
+		},
+		{
+			name:     "malformed To, --to: sender from the header",
+			msg:      "From: A <a@x.org>\nTo: root\nBcc: x\nSubject: s\n\nhi\n",
+			spec:     envSpec{to: []string{"t@x.org"}},
+			wantFrom: "a@x.org", wantTo: []string{"t@x.org"},
+			wantBody: "From: A <a@x.org>\nTo: root\nSubject: s\n\nhi\n",
+		},
+		{
+			name:     "malformed Cc, sendmail without -t: Sender from the header",
+			msg:      "From: a@x.org\nSender: s@x.org\nTo: b@x.org\nCc: bad address here\n\nhi\n",
+			spec:     envSpec{to: []string{"t@x.org"}, fallbackFrom: "me@host.example", hasFallback: true},
+			wantFrom: "s@x.org", wantTo: []string{"t@x.org"},
+		},
+		{
+			name:     "malformed Resent-To, --to: Resent-From",
+			msg:      "From: a@x.org\nTo: b@x.org\nResent-Date: today\nResent-From: r@x.org\nResent-To: nobody\n\nhi\n",
+			spec:     envSpec{to: []string{"t@x.org"}},
+			wantFrom: "r@x.org", wantTo: []string{"t@x.org"},
+		},
+		{
+			name:     "malformed To and From, sendmail without -t: the fallback",
+			msg:      "From: not an address\nTo: root\n\nhi\n",
+			spec:     envSpec{to: []string{"t@x.org"}, fallbackFrom: "me@host.example", hasFallback: true},
+			wantFrom: "me@host.example", wantTo: []string{"t@x.org"},
+		},
+		{
+			name:    "malformed From, only --to",
+			msg:     "From: not an address\nTo: b@x.org\n\nhi\n",
+			spec:    envSpec{to: []string{"t@x.org"}},
+			wantErr: envelope.ErrMalformed,
+		},
+		{
+			name:    "malformed To, no sender, only --to",
+			msg:     "To: root\n\nhi\n",
+			spec:    envSpec{to: []string{"t@x.org"}},
+			wantErr: envelope.ErrNoSender,
+		},
+		{
+			name:    "malformed To, sendmail -t",
+			msg:     "From: a@x.org\nTo: root\n\nhi\n",
+			spec:    envSpec{addTo: []string{"t@x.org"}, fallbackFrom: "me@host.example", hasFallback: true},
+			wantErr: envelope.ErrMalformed,
 		},
 		{
 			name:     "fallback sender",
@@ -365,5 +411,182 @@ func TestRcptStatus(t *testing.T) {
 	}
 	if worse(exitTempFail, exitUnavailable) != exitUnavailable || worse(exitNoPerm, exitTempFail) != exitNoPerm || worse(exitOK, exitTempFail) != exitTempFail {
 		t.Error("worse() ordering")
+	}
+}
+
+func TestExitCodeAllRecipientsRefused(t *testing.T) {
+	rr := func(addr string, o transport.Outcome, code int, enh transport.EnhancedCode) transport.RcptResult {
+		return transport.RcptResult{Addr: addr, Outcome: o, Err: &transport.ReplyError{Code: code, EnhancedCode: enh}}
+	}
+	temp := rr("later@x", transport.TempFailed, 450, transport.EnhancedCode{4, 2, 1})
+	nouser := rr("nobody@x", transport.PermFailed, 550, transport.EnhancedCode{5, 1, 1})
+	policy := rr("policy@x", transport.PermFailed, 550, transport.EnhancedCode{5, 7, 1})
+	authReq := rr("auth@x", transport.PermFailed, 530, transport.EnhancedCode{5, 7, 0})
+	for _, tt := range []struct {
+		rcpts []transport.RcptResult
+		want  int
+	}{
+		{[]transport.RcptResult{temp, nouser}, exitNoUser},
+		{[]transport.RcptResult{nouser, temp}, exitNoUser},
+		{[]transport.RcptResult{temp, policy}, exitUnavailable},
+		{[]transport.RcptResult{temp}, exitTempFail},
+		{[]transport.RcptResult{temp, authReq}, exitNoPerm},
+	} {
+		res := &transport.Result{Rcpts: tt.rcpts}
+		// Every recipient refused: an *OpError at RCPT, as the SMTP
+		// transport returns it.
+		err := &transport.OpError{Op: transport.OpRcpt, Addr: "h:25", Err: res.Err()}
+		if got := exitCode(res, err); got != tt.want {
+			t.Errorf("all refused %v: exitCode = %d, want %d", tt.rcpts, got, tt.want)
+		}
+		// The same refusals beside an accepted recipient: Result.Err.
+		res = &transport.Result{Rcpts: append([]transport.RcptResult{{Addr: "bob@x", Outcome: transport.Accepted}}, tt.rcpts...)}
+		if got := exitCode(res, res.Err()); got != tt.want {
+			t.Errorf("partly refused %v: exitCode = %d, want %d", tt.rcpts, got, tt.want)
+		}
+	}
+	// A refused sender is not a refused recipient: 5.1.8 (bad sender
+	// domain) is not EX_NOUSER.
+	res := &transport.Result{Rcpts: []transport.RcptResult{{Addr: "b@x", Outcome: transport.PermFailed}}}
+	mailErr := &transport.OpError{Op: transport.OpMail, Err: &transport.ReplyError{Code: 553, EnhancedCode: transport.EnhancedCode{5, 1, 8}}}
+	res.Rcpts[0].Err = mailErr
+	if got := exitCode(res, mailErr); got != exitUnavailable {
+		t.Errorf("sender refused: exitCode = %d, want %d", got, exitUnavailable)
+	}
+}
+
+// Each message of an mbox file can be read again from its place in the
+// file, as the retry middleware needs it, and reads the same.
+func TestMboxReopen(t *testing.T) {
+	long := strings.Repeat("x", 100<<10) // longer than the reader's buffer
+	in := "From a Mon Jan  1 00:00:00 2024\nSubject: 1\n\n>From escaped\n\nFrom not a separator\n\n\n" +
+		"From b Mon Jan  1 00:00:01 2024 " + long + "\nSubject: 2\n\n" + long + "\n\n" +
+		"From c Mon Jan  1 00:00:02 2024\r\nSubject: 3\r\n\r\nlast, no final newline"
+	path := filepath.Join(t.TempDir(), "in.mbox")
+	if err := os.WriteFile(path, []byte(in), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src, err := openMbox(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	want, _ := readAllMbox(t, in)
+	for i := 0; ; i++ {
+		sm, err := src.Next()
+		if err == io.EOF {
+			if i != len(want) {
+				t.Fatalf("%d messages, want %d", i, len(want))
+			}
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, err := io.ReadAll(sm.r)
+		if err != nil || string(first) != want[i] {
+			t.Fatalf("message %d: %q, %v", i+1, first, err)
+		}
+		for range 2 {
+			rc, err := sm.reopen()
+			if err != nil {
+				t.Fatalf("message %d: reopen: %v", i+1, err)
+			}
+			again, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil || string(again) != want[i] {
+				t.Errorf("message %d read again:\n got %.200q, %v\nwant %.200q", i+1, again, err, want[i])
+			}
+		}
+	}
+	// A changed file is not read again.
+	src2, _ := openMbox(path, nil)
+	defer src2.Close()
+	sm, _ := src2.Next()
+	if err := os.WriteFile(path, []byte(in+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sm.reopen(); err == nil || !strings.Contains(err.Error(), "changed") {
+		t.Errorf("reopen of a changed mbox: %v", err)
+	}
+	// Standard input cannot be read again.
+	src3, err := openMbox("-", strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sm, _ := src3.Next(); sm.reopen != nil {
+		t.Error("a message of standard input has an opener")
+	}
+}
+
+// Reading a message file again streams it: memory does not grow with its
+// size, and Bcc fields are removed again.
+func TestReopenableBodyStreams(t *testing.T) {
+	const size = 32 << 20
+	hdr := "From: a@x.org\nTo: b@x.org\nBcc: hidden@x.org\nSubject: big\n\n"
+	path := filepath.Join(t.TempDir(), "big.eml")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(hdr)
+	line := strings.Repeat("0123456789abcdef", 4) + "\n"
+	for n := len(hdr); n < size; n += len(line) {
+		f.WriteString(line)
+	}
+	f.Close()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	spec := envSpec{}
+	m, err := prepareMessage(in, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := reopenable(m.body, fileOpener(path, fi), spec)
+	ro, ok := body.(interface{ Reopen() (io.Reader, error) })
+	if !ok {
+		t.Fatal("the body of a file is not a retry.Reopener")
+	}
+	n1, err := io.Copy(io.Discard, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	r, err := ro.Reopen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, 64)
+	if _, err := io.ReadFull(r, head); err != nil {
+		t.Fatal(err)
+	}
+	n2, err := io.Copy(io.Discard, r)
+	n2 += int64(len(head))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.(io.Closer).Close()
+	runtime.ReadMemStats(&after)
+	if n1 != n2 || n1 != fi.Size()-int64(len("Bcc: hidden@x.org\n")) {
+		t.Errorf("read %d bytes, then %d; want the file less its Bcc, %d", n1, n2, fi.Size()-int64(len("Bcc: hidden@x.org\n")))
+	}
+	if strings.Contains(string(head), "hidden") {
+		t.Errorf("the Bcc field is sent again: %q", head)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<20 {
+		t.Errorf("reading a %d MiB message again allocated %d bytes", size>>20, alloc)
+	}
+	// Standard input has no opener: the body is the prepared one.
+	if b := reopenable(m.body, fileOpener("-", nil), spec); b != m.body {
+		t.Error("a body without an opener was wrapped")
 	}
 }
