@@ -27,6 +27,7 @@ type Conn struct {
 
 	rep  Reply    // reused by ReadReply
 	strs interner // recurring reply lines
+	peek *peeker  // made by the first look at the socket
 
 	mu     sync.Mutex
 	stop   func() bool
@@ -356,5 +357,5 @@ func (c *Conn) Stale() bool {
 	if c.r.Buffered() > 0 {
 		return true
 	}
-	return peerSpoke(c.nc)
+	return c.peerSpoke()
 }

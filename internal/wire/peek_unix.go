@@ -8,32 +8,51 @@ import (
 	"syscall"
 )
 
+// A peeker looks at a socket without blocking and without consuming
+// anything. It is made once per connection, so that a look costs one
+// system call and no allocation.
+type peeker struct {
+	rc    syscall.RawConn
+	nc    net.Conn // the connection rc belongs to
+	spoke bool
+	buf   [1]byte
+	look  func(fd uintptr) bool
+}
+
 // peerSpoke reports whether the peer sent anything or closed its side of
-// nc, without blocking and without consuming anything.
-func peerSpoke(nc net.Conn) bool {
+// nc.
+func (c *Conn) peerSpoke() bool {
+	nc := c.nc
 	if tc, ok := nc.(*tls.Conn); ok {
 		nc = tc.NetConn()
 	}
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return true
-	}
-	spoke := false
-	var buf [1]byte
-	err = rc.Read(func(fd uintptr) bool {
-		n, _, rerr := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		switch {
-		case rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK || rerr == syscall.EINTR:
-		case rerr != nil:
-			spoke = true // reset or another error: the connection is dead
-		case n >= 0:
-			spoke = true // data (an unsolicited reply) or EOF (n == 0)
+	p := c.peek
+	if p == nil || p.nc != nc {
+		sc, ok := nc.(syscall.Conn)
+		if !ok {
+			return false
 		}
-		return true // never wait for readiness
-	})
-	return spoke || err != nil
+		rc, err := sc.SyscallConn()
+		if err != nil {
+			return true
+		}
+		p = &peeker{rc: rc, nc: nc}
+		p.look = p.recv
+		c.peek = p
+	}
+	p.spoke = false
+	err := p.rc.Read(p.look)
+	return p.spoke || err != nil
+}
+
+func (p *peeker) recv(fd uintptr) bool {
+	n, _, err := syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	switch {
+	case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR:
+	case err != nil:
+		p.spoke = true // reset or another error: the connection is dead
+	case n >= 0:
+		p.spoke = true // data (an unsolicited reply) or EOF (n == 0)
+	}
+	return true // never wait for readiness
 }
