@@ -16,10 +16,15 @@ import (
 	"github.com/mailwire/mailwire/envelope"
 )
 
-// Classification targets for errors.Is. An error matches at most one of
-// them. An error that matches none (the caller's own context error, a TLS
-// verification failure, a local policy refusal) must not be retried
-// automatically.
+// Classification targets for errors.Is. A single failure matches at most
+// one of them; an aggregate of several recipients' failures (the
+// multierror of a partial success, or of every recipient refused) matches
+// each class one of its failures matches, so that a message some of whose
+// recipients may already have it matches ErrUnknownOutcome whatever else
+// it matches: test ErrUnknownOutcome before ErrTransient, or decide per
+// recipient from the Result. An error that matches none (the caller's own
+// context error, a TLS verification failure, a local policy refusal) must
+// not be retried automatically.
 var (
 	// ErrTransient matches failures after which the message was certainly not
 	// delivered and a later attempt may succeed: a 4yz reply, or a connection

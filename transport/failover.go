@@ -155,12 +155,13 @@ func (f *failover) Send(ctx context.Context, env *envelope.Envelope, msg io.Read
 	}
 	sendEnv := env
 	if env.Size == 0 {
-		if n := knownSize(msg); n > 0 {
+		if n := wireSize(msg, env.Body == envelope.BodyBinaryMIME); n > 0 {
 			sendEnv = env.Clone()
 			sendEnv.Size = n
 		}
 	}
 	body := trackReads(msg)
+	defer body.close()
 
 	var (
 		prev     *multierror.Error
@@ -194,7 +195,7 @@ func (f *failover) Send(ctx context.Context, env *envelope.Envelope, msg io.Read
 		for j := range res.Rcpts {
 			attempts[j] += max(res.Rcpts[j].Attempts, 1)
 		}
-		if err == nil || !movesOn(res, err, body) {
+		if err == nil || !movesOn(ctx, res, err, body) {
 			break
 		}
 	}
@@ -213,10 +214,16 @@ func (f *failover) Send(ctx context.Context, env *envelope.Envelope, msg io.Read
 // movesOn reports whether a member's failure leaves the message certainly
 // undelivered and not refused as such, so that the next member may try. If
 // the member read the body, moving on also needs it rewound to its start;
-// movesOn does that last.
-func movesOn(res *Result, err error, body trackedBody) bool {
+// movesOn does that last. The caller's cancellation or deadline (ctx) ends
+// the failover; a deadline of the member's own (a Timeout around it) is a
+// failure like a lost connection.
+func movesOn(ctx context.Context, res *Result, err error, body trackedBody) bool {
+	own := false
 	if isContextErr(err) {
-		return false
+		if ctx.Err() != nil {
+			return false
+		}
+		own = true
 	}
 	var oe *OpError
 	hasOp := errors.As(err, &oe)
@@ -225,7 +232,7 @@ func movesOn(res *Result, err error, body trackedBody) bool {
 		if hasOp && (oe.Op == OpEnvelope || oe.Op == OpEndOfData) {
 			return false
 		}
-		if !errors.Is(err, ErrTransient) {
+		if !own && !errors.Is(err, ErrTransient) {
 			return false
 		}
 	}
@@ -304,18 +311,28 @@ func setAll(res *Result, o Outcome, err error) {
 
 // trackedBody is the message as the members see it: it records whether
 // Read was called and can rewind the message to where it was when Send was
-// called, if it is an io.Seeker.
+// called, if it is an io.Seeker, or read it again from its start, if it can
+// be reopened (see reopener).
 type trackedBody interface {
 	io.Reader
 	used() bool
 	rewind() bool
+	close()
+}
+
+// reopener is a body that can be read again from its start, such as the
+// bodies of the retry middleware (retry.Reopener, which has this method).
+type reopener interface {
+	Reopen() (io.Reader, error)
 }
 
 type readTracker struct {
-	r     io.Reader
-	s     io.Seeker // nil if r cannot be rewound
-	start int64
-	read  atomic.Bool
+	r      io.Reader
+	s      io.Seeker // nil if r cannot be rewound
+	start  int64
+	ro     reopener  // nil if the body cannot be reopened
+	opened io.Closer // a reader rewind reopened, closed by close
+	read   atomic.Bool
 }
 
 func (t *readTracker) Read(p []byte) (int, error) {
@@ -326,14 +343,43 @@ func (t *readTracker) Read(p []byte) (int, error) {
 func (t *readTracker) used() bool { return t.read.Load() }
 
 func (t *readTracker) rewind() bool {
-	if t.s == nil {
-		return false
-	}
-	if _, err := t.s.Seek(t.start, io.SeekStart); err != nil {
+	switch {
+	case t.s != nil:
+		if _, err := t.s.Seek(t.start, io.SeekStart); err != nil {
+			return false
+		}
+	case t.ro != nil:
+		r, err := t.ro.Reopen()
+		if err != nil || r == nil {
+			return false
+		}
+		t.close()
+		t.r = r
+		t.opened, _ = r.(io.Closer)
+	default:
 		return false
 	}
 	t.read.Store(false)
 	return true
+}
+
+func (t *readTracker) close() {
+	if t.opened != nil {
+		t.opened.Close()
+		t.opened = nil
+	}
+}
+
+// reopenTracker is a readTracker that keeps its body's Reopen method, for
+// members that reopen the body themselves (a retry middleware).
+type reopenTracker struct {
+	*readTracker
+}
+
+// Reopen reopens the body for a member; the body counts as read.
+func (t reopenTracker) Reopen() (io.Reader, error) {
+	t.read.Store(true)
+	return t.ro.Reopen()
 }
 
 // seekTracker is a readTracker that keeps its reader's Seek method, for
@@ -348,6 +394,10 @@ func (t seekTracker) Seek(offset int64, whence int) (int64, error) {
 
 func trackReads(r io.Reader) trackedBody {
 	t := &readTracker{r: r}
+	if ro, ok := r.(reopener); ok {
+		t.ro = ro
+		return reopenTracker{t}
+	}
 	if s, ok := r.(io.Seeker); ok {
 		if off, err := s.Seek(0, io.SeekCurrent); err == nil {
 			t.s, t.start = s, off

@@ -1,6 +1,7 @@
 package transport_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -816,4 +817,104 @@ func TestFailoverNonSeekableBodyAfterMailRefusal(t *testing.T) {
 	if res.Rcpts[0].Outcome != transport.Accepted || len(backup.Messages()) != 1 || len(primary.Messages()) != 0 {
 		t.Errorf("outcome %v, backup %d, primary %d", res.Rcpts[0].Outcome, len(backup.Messages()), len(primary.Messages()))
 	}
+}
+
+// A member's own deadline (a Timeout around it) is a failure like a lost
+// connection: with nothing sent, the next member tries. The caller's
+// deadline still ends the failover.
+func TestFailoverMemberDeadlineMovesOn(t *testing.T) {
+	// A server that accepts the connection and never greets.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	silent := foPlain(ln.Addr().String())
+	defer silent.Close()
+	bounded := transport.Func(func(ctx context.Context, env *envelope.Envelope, msg io.Reader) (*transport.Result, error) {
+		ctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		return silent.Send(ctx, env, msg)
+	})
+	backup := foServer(t, nil)
+	res, err := transport.Failover(bounded, backup.Transport()).Send(foCtx(t), foEnv(), strings.NewReader(foMsg))
+	if err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	if res.Count(transport.Accepted) != 2 {
+		t.Errorf("result %+v", res)
+	}
+	foDeliveredOnce(t, backup)
+}
+
+// The size declared through Failover is the size on the wire (LF line
+// endings become CRLF), as the SMTP transport alone declares it; for a
+// buffer too.
+func TestFailoverDeclaresTheWireSize(t *testing.T) {
+	body := strings.Repeat("a line with an LF ending\n", 50)
+	for name, msg := range map[string]func() io.Reader{
+		"seeker": func() io.Reader { return strings.NewReader(body) },
+		"buffer": func() io.Reader { return bytes.NewBufferString(body) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := foServer(t, nil)
+			if _, err := transport.Failover(s.Transport()).Send(foCtx(t), foEnv(), msg()); err != nil {
+				t.Fatal(err)
+			}
+			got := s.Messages()[0]
+			if got.MailOptions.Size != int64(len(got.Data)) || len(got.Data) != len(body)+50 {
+				t.Errorf("SIZE=%d for %d bytes of data, want %d", got.MailOptions.Size, len(got.Data), len(body)+50)
+			}
+		})
+	}
+}
+
+// reopenBody is a body that can be reopened, as the retry middleware's
+// ReopenFunc bodies are.
+type reopenBody struct {
+	io.Reader
+	text   string
+	opened int
+}
+
+func (b *reopenBody) Reopen() (io.Reader, error) {
+	b.opened++
+	return strings.NewReader(b.text), nil
+}
+
+// A body that can be reopened stays so for the members (a retry middleware
+// inside one reopens it), and Failover itself reopens it to move on after
+// a member read some of it.
+func TestFailoverKeepsReopen(t *testing.T) {
+	body := &reopenBody{Reader: strings.NewReader(foMsg), text: foMsg}
+	var reopened bool
+	first := foMember(func(_ context.Context, env *envelope.Envelope, msg io.Reader) (*transport.Result, error) {
+		ro, ok := msg.(interface{ Reopen() (io.Reader, error) })
+		if ok {
+			r, err := ro.Reopen()
+			reopened = err == nil && r != nil
+		}
+		io.CopyN(io.Discard, msg, 5) // read some, then fail before any data went out
+		return foRefused(env)
+	})
+	backup := foServer(t, nil)
+	if _, err := transport.Failover(first, backup.Transport()).Send(foCtx(t), foEnv(), body); err != nil {
+		t.Fatal(err)
+	}
+	if !reopened {
+		t.Error("the member got no Reopen method")
+	}
+	if body.opened != 2 {
+		t.Errorf("body reopened %d times, want 2 (by the member, then by Failover to move on)", body.opened)
+	}
+	foDeliveredOnce(t, backup)
 }

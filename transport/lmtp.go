@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 
 	"github.com/mailwire/mailwire/auth"
@@ -73,7 +74,7 @@ func (t *LMTP) config() (*sessionConfig, error) {
 		if err != nil {
 			return nil, fmt.Errorf("transport: LMTP address %q: %w", t.Addr, err)
 		}
-		if port == "25" || port == "smtp" {
+		if n, err := strconv.Atoi(port); (err == nil && n == 25) || port == "smtp" {
 			return nil, fmt.Errorf("transport: LMTP must not be used on port 25 (RFC 2033 section 1)")
 		}
 		host = h

@@ -203,7 +203,8 @@ func (c *Conn) hello(ctx context.Context) error {
 		code := rep.Code
 		err = replyErr(rep)
 		switch {
-		case c.cfg.lmtp && code >= 500:
+		case c.cfg.lmtp && (code == 500 || code == 502):
+			// LHLO not recognised: an SMTP server, most likely.
 			err = &NotSupportedError{Extension: "LMTP", Detail: "server refused LHLO: " + err.Error()}
 		case (code == 500 || code == 502) && (c.cfg.security != StartTLS || c.tls != nil):
 			verb = "HELO"

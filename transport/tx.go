@@ -230,8 +230,10 @@ func (c *Conn) buildCommands(env *envelope.Envelope, msg io.Reader) (string, []s
 	if dsn && !ext.Has("DSN") {
 		return "", nil, &NotSupportedError{Extension: "DSN"}
 	}
-	if size == 0 {
-		size = knownSize(msg)
+	if size == 0 && hasSize {
+		// Not found by the scan above: a body that cannot seek but whose
+		// size is known (a buffer, a binary body).
+		size = wireSize(msg, env.Body == envelope.BodyBinaryMIME)
 	}
 	if hasSize && limit > 0 && size > limit {
 		return "", nil, &SizeError{Size: size, Limit: limit}
@@ -325,6 +327,27 @@ func scanBody(msg io.Reader) (size int64, eightBit, ok bool, err error) {
 		return 0, false, false, err
 	}
 	return size, eightBit, true, nil
+}
+
+// wireSize returns the size msg has on the wire, every line ending CRLF
+// unless binary, if it can be known without consuming msg: a body that can
+// seek is read through and put back, an in-memory buffer is scanned in
+// place; 0 if it cannot be known.
+func wireSize(msg io.Reader, binary bool) int64 {
+	if binary {
+		return knownSize(msg)
+	}
+	if cr, ok := msg.(*countingReader); ok {
+		msg = cr.r
+	}
+	if b, ok := msg.(*bytes.Buffer); ok {
+		n, _, _ := dataenc.Scan(bytes.NewReader(b.Bytes()), make([]byte, 4<<10))
+		return n
+	}
+	if n, _, ok, err := scanBody(msg); ok && err == nil {
+		return n
+	}
+	return knownSize(msg)
 }
 
 // knownSize returns the size of msg if it can be known without reading it.

@@ -4,6 +4,10 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/mailwire/mailwire/envelope"
 )
 
 // FromURL returns the transport that a URL names:
@@ -11,6 +15,7 @@ import (
 //	smtp://host[:port]          SMTP, STARTTLS required (port 25 by default)
 //	smtp://host:587?tls=opportunistic
 //	smtp://host:25?tls=none     SMTP in clear
+//	smtp://host?tls=smtps       SMTP over implicit TLS (port 465 by default)
 //	submission://host[:port]    SMTP with STARTTLS required, port 587 by default
 //	smtps://host[:port]         SMTP over implicit TLS (port 465 by default)
 //	lmtp:///path/to/socket      LMTP over a Unix socket
@@ -28,24 +33,37 @@ func FromURL(rawURL string) (Transport, error) {
 	if u.User != nil {
 		return nil, fmt.Errorf("transport: URL %s://%s: credentials in URLs are not accepted; configure authentication separately", u.Scheme, u.Host)
 	}
-	q := u.Query()
-	for k := range q {
+	if u.Fragment != "" || u.Opaque != "" {
+		return nil, fmt.Errorf("transport: URL %q: unexpected fragment or opaque part", rawURL)
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("transport: URL %q: bad query: %w", rawURL, err)
+	}
+	for k, v := range q {
 		if k != "tls" {
 			return nil, fmt.Errorf("transport: URL parameter %q not recognised", k)
+		}
+		if len(v) != 1 || v[0] == "" {
+			return nil, fmt.Errorf("transport: URL parameter tls must be given once, with a value")
 		}
 	}
 	tlsParam := q.Get("tls")
 	hostPort := func(def string) (string, error) {
-		if u.Host == "" {
+		if u.Hostname() == "" {
 			return "", fmt.Errorf("transport: URL %q has no host", rawURL)
 		}
-		if u.Port() != "" {
-			return u.Host, nil
+		port := u.Port()
+		if port == "" {
+			if def == "" {
+				return "", fmt.Errorf("transport: URL %q needs a port", rawURL)
+			}
+			port = def
 		}
-		if def == "" {
-			return "", fmt.Errorf("transport: URL %q needs a port", rawURL)
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return "", fmt.Errorf("transport: URL %q: port %q is not a port number", rawURL, port)
 		}
-		return net.JoinHostPort(u.Hostname(), def), nil
+		return net.JoinHostPort(u.Hostname(), port), nil
 	}
 	switch u.Scheme {
 	case "smtp", "submission", "smtps":
@@ -53,30 +71,40 @@ func FromURL(rawURL string) (Transport, error) {
 			return nil, fmt.Errorf("transport: URL %q: unexpected path", rawURL)
 		}
 		def := map[string]string{"smtp": "25", "submission": "587", "smtps": "465"}[u.Scheme]
+		var sec Security
+		if tlsParam != "" {
+			if err := sec.UnmarshalText([]byte(tlsParam)); err != nil {
+				return nil, err
+			}
+		}
+		switch {
+		case u.Scheme == "smtps" && tlsParam != "" && sec != ImplicitTLS:
+			return nil, fmt.Errorf("transport: smtps URL with tls=%s", tlsParam)
+		case u.Scheme == "smtps":
+			sec = ImplicitTLS
+		case sec == ImplicitTLS:
+			def = "465"
+		}
 		addr, err := hostPort(def)
 		if err != nil {
 			return nil, err
 		}
-		t := &SMTP{Addr: addr}
-		if u.Scheme == "smtps" {
-			t.Security = ImplicitTLS
-			if tlsParam != "" && tlsParam != "tls" && tlsParam != "implicit" {
-				return nil, fmt.Errorf("transport: smtps URL with tls=%s", tlsParam)
-			}
-			return t, nil
-		}
-		if tlsParam != "" {
-			if err := t.Security.UnmarshalText([]byte(tlsParam)); err != nil {
-				return nil, err
-			}
-		}
-		return t, nil
+		return &SMTP{Addr: addr, Security: sec}, nil
 	case "lmtp":
 		t := &LMTP{}
 		switch {
 		case u.Host == "" && u.Path != "":
+			if u.Path == "/" || strings.HasSuffix(u.Path, "/") {
+				return nil, fmt.Errorf("transport: URL %q: the socket path names a directory", rawURL)
+			}
+			if envelope.CheckText(u.Path) != nil || strings.ContainsAny(u.Path, " ") {
+				return nil, fmt.Errorf("transport: URL %q: control characters or spaces in the socket path", rawURL)
+			}
 			t.Network, t.Addr = "unix", u.Path
 		default:
+			if u.Path != "" && u.Path != "/" {
+				return nil, fmt.Errorf("transport: URL %q: unexpected path after host:port", rawURL)
+			}
 			addr, err := hostPort("")
 			if err != nil {
 				return nil, err
