@@ -80,9 +80,22 @@ func FromMessage(msg io.Reader) (*Envelope, io.Reader, error) {
 // read-ahead buffer: FromMessage reads little of the body, and the rest is
 // read from msg as the returned reader is read, never copied into memory as a
 // whole. On error msg has been partly read.
+//
+// When msg can seek (an *os.File of a regular file, a *strings.Reader), the
+// returned reader also has a method Reopen() (io.Reader, error), which
+// returns a new reader of the same stripped message from its start: the
+// retry middleware (its Reopener) and Failover use it to send the message
+// again. A message from a pipe or a terminal cannot be read again.
 func FromMessageLimit(msg io.Reader, maxHeader int) (*Envelope, io.Reader, error) {
 	if maxHeader <= 0 {
 		maxHeader = DefaultMaxHeader
+	}
+	start := int64(-1)
+	if s, ok := msg.(io.Seeker); ok {
+		// A pipe or a terminal is an *os.File that cannot seek.
+		if off, err := s.Seek(0, io.SeekCurrent); err == nil {
+			start = off
+		}
 	}
 	br := bufio.NewReaderSize(msg, readBufSize)
 	raw, err := readHeader(br, maxHeader)
@@ -97,7 +110,34 @@ func FromMessageLimit(msg io.Reader, maxHeader int) (*Envelope, io.Reader, error
 	if err != nil {
 		return nil, nil, err
 	}
-	return env, io.MultiReader(bytes.NewReader(h.stripped()), br), nil
+	stripped := h.stripped()
+	body := io.MultiReader(bytes.NewReader(stripped), br)
+	if start >= 0 {
+		return env, &messageBody{Reader: body, src: msg.(io.ReadSeeker), body: start + int64(len(raw)), header: stripped}, nil
+	}
+	return env, body, nil
+}
+
+// messageBody is the reader FromMessage returns for a message that can
+// seek: it can be read again from its start, with the same fields
+// removed, by Reopen.
+type messageBody struct {
+	io.Reader
+	src    io.ReadSeeker
+	body   int64  // offset of the body in src
+	header []byte // the header as sent
+}
+
+// Reopen returns a reader of the message from its start, as FromMessage's
+// reader was when it was returned; it seeks the message FromMessage was
+// given, so a reader obtained before must not be read afterwards. It is
+// the method of the retry middleware's Reopener: a retry can send the
+// message again.
+func (m *messageBody) Reopen() (io.Reader, error) {
+	if _, err := m.src.Seek(m.body, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return io.MultiReader(bytes.NewReader(m.header), m.src), nil
 }
 
 // readHeader reads from br up to and including the first empty line, or to

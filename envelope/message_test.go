@@ -615,3 +615,40 @@ func TestFromMessageLargeHeaders(t *testing.T) {
 		})
 	}
 }
+
+// A message that can seek gives a reader that can be reopened: the same
+// stripped bytes again, from the start.
+func TestFromMessageReopen(t *testing.T) {
+	const msg = "From: a@example.org\r\nTo: b@example.org\r\nBcc: c@example.org\r\nSubject: x\r\n\r\nline one\r\nline two\r\n"
+	const want = "From: a@example.org\r\nTo: b@example.org\r\nSubject: x\r\n\r\nline one\r\nline two\r\n"
+	_, r, err := envelope.FromMessage(strings.NewReader(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro, ok := r.(interface{ Reopen() (io.Reader, error) })
+	if !ok {
+		t.Fatal("the reader of a seekable message has no Reopen")
+	}
+	first := make([]byte, 30)
+	if _, err := io.ReadFull(r, first); err != nil { // part of it, as a failed attempt would
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		again, err := ro.Reopen()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(again)
+		if err != nil || string(got) != want {
+			t.Errorf("reopen %d: %q, %v; want %q", i, got, err, want)
+		}
+	}
+	// A message that cannot seek gives a plain reader.
+	_, r, err = envelope.FromMessage(io.MultiReader(strings.NewReader(msg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.(interface{ Reopen() (io.Reader, error) }); ok {
+		t.Error("the reader of a message that cannot seek claims to reopen")
+	}
+}

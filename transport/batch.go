@@ -10,8 +10,10 @@ import (
 
 // A Message is one message of a batch: its envelope and its content.
 type Message struct {
+	// Envelope is the message's envelope, as for Send.
 	Envelope *envelope.Envelope
-	Body     io.Reader
+	// Body is the message's content, read once, as for Send.
+	Body io.Reader
 }
 
 // BatchWindow is the number of transactions a batch keeps in flight on one
@@ -165,12 +167,19 @@ func (t *tx) needsReset() bool {
 // pipelining across transactions as [Conn.SendBatch] does. If a connection
 // fails, the remaining messages continue on a new one; the messages whose
 // transactions were cut report that (a message whose data was complete
-// reports an unknown outcome and is never sent again). Concurrent calls use
-// separate connections, within Pool.MaxConns, as Sends do; with pooling
-// disabled, each connection is closed once the batch is done with it. After
-// Close, SendBatch reports the first message, if any, failed with
-// ErrTransportClosed and returns that error. done is called once per
-// message, in order.
+// reports an unknown outcome and is never sent again). A pooled connection
+// found dead by the first message taken on it, before any of its body was
+// read, is replaced once and that message sent again, as Send does.
+// Concurrent calls use separate connections, within Pool.MaxConns, as Sends
+// do; with pooling disabled, each connection is closed once the batch is
+// done with it.
+//
+// done is called once for each message taken from msgs, in order. When no
+// connection can be had (the server cannot be reached, the context ended,
+// or the transport was closed: ErrTransportClosed), the message that was
+// waiting for one is reported failed and SendBatch returns that error
+// without taking more messages from msgs: those got no call, and the error
+// is their outcome (nothing of them was sent).
 func (t *SMTP) SendBatch(ctx context.Context, msgs iter.Seq[Message], done func(i int, res *Result, err error)) error {
 	return poolBatch(ctx, t.getPool(), msgs, done)
 }
@@ -194,7 +203,7 @@ func poolBatch(ctx context.Context, p *pool, msgs iter.Seq[Message], done func(i
 			return nil
 		}
 		pending = &m
-		c, _, err := p.get(ctx)
+		c, reused, err := p.get(ctx)
 		if err != nil {
 			// Report this message and give up: the server cannot be reached.
 			pending = nil
@@ -202,9 +211,42 @@ func poolBatch(ctx context.Context, p *pool, msgs iter.Seq[Message], done func(i
 			done(idx, res, err)
 			return err
 		}
+		report := done
+		var (
+			stale    *Message
+			staleRes *Result
+			staleErr error
+		)
+		if reused {
+			// As for Send: a reused session found dead by the first
+			// message, before any of its body was read, is replaced once
+			// and the message sent again on the new one.
+			first, cr := idx, &countingReader{r: m.Body}
+			pending.Body = cr
+			report = func(i int, res *Result, err error) {
+				if i == first && cr.n == 0 && staleFailure(err, res) {
+					stale, staleRes, staleErr = &Message{Envelope: m.Envelope, Body: cr}, res, err
+					return
+				}
+				done(i, res, err)
+			}
+		}
 		c.mu.Lock()
-		n, berr := c.sendBatch(ctx, pull, idx, done)
+		n, berr := c.sendBatch(ctx, pull, idx, report)
 		c.mu.Unlock()
+		if stale != nil && n != 1 {
+			done(idx, staleRes, staleErr) // not expected: report it as it came
+		} else if stale != nil {
+			if c, err = p.replace(ctx, c); err != nil {
+				res, err := dialFailure(stale.Envelope, err)
+				done(idx, res, err)
+				return err
+			}
+			pending = stale
+			c.mu.Lock()
+			n, berr = c.sendBatch(ctx, pull, idx, done)
+			c.mu.Unlock()
+		}
 		idx += n
 		p.put(ctx, c)
 		if berr != nil {

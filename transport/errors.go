@@ -339,6 +339,7 @@ func (e *SizeError) Error() string {
 // ProtocolError reports a reply the client could not accept: malformed,
 // oversized, or out of sequence.
 type ProtocolError struct {
+	// Reason says what was wrong, without quoting the reply.
 	Reason string
 }
 
@@ -351,6 +352,7 @@ func (e *ProtocolError) Error() string { return "transport: protocol error: " + 
 // ErrTransient and not ErrPermanent. errors.As still finds the
 // *ReplyError.
 type RcptLimitError struct {
+	// Reply is the server's 552 reply to RCPT.
 	Reply *ReplyError
 }
 

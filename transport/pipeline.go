@@ -258,10 +258,17 @@ func (p *pipe) fail(err error) {
 	err = wireErr(ctxErr(p.ctx, err))
 	p.lost = err
 	p.c.broken = err
-	written := p.c.w.Written()
+	written, cause := p.c.w.Written(), err
+	if p.closing != nil {
+		// Every command still due was written after the one the server
+		// answered with 421, and a server that said it is closing runs
+		// nothing more (RFC 5321 3.8): none of them was delivered, even
+		// where the whole data was written.
+		written, cause = -1, p.closing
+	}
 	for i := p.head; i < len(p.q); i++ {
 		e := p.q[i]
-		e.t.lose(e.kind, err, written)
+		e.t.lose(e.kind, cause, written)
 	}
 	p.q, p.head = nil, 0
 	p.c.w.Close()

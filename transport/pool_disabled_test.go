@@ -432,3 +432,39 @@ func TestPoolReplacesDeadIdleWithFreshConnection(t *testing.T) {
 		t.Errorf("the message was stored %d times, want 1", stored)
 	}
 }
+
+// A batch whose first message finds its pooled connection dead (a 421 to
+// MAIL, before any of the body was read) gets a new connection for it, as
+// Send does: the message is delivered once and reported once.
+func TestBatchReplacesStaleConnection(t *testing.T) {
+	s := smtptest.NewUnstartedServer()
+	var mails atomic.Int32
+	s.Mail = func(string, smtptest.MailOptions) error {
+		if mails.Add(1) == 2 { // the first MAIL on the reused connection
+			return &transport.ReplyError{Code: 421, EnhancedCode: transport.EnhancedCode{4, 3, 2}, Message: "restarting"}
+		}
+		return nil
+	}
+	s.Start()
+	defer s.Close()
+	tr := s.Transport()
+	defer tr.Close()
+	env := envelope.New("a@example.org", "b@example.org")
+	one := func(body string) iter.Seq[transport.Message] {
+		return func(yield func(transport.Message) bool) {
+			yield(transport.Message{Envelope: env, Body: strings.NewReader(body)})
+		}
+	}
+	for i, body := range []string{"Subject: one\r\n\r\nfirst\r\n", "Subject: two\r\n\r\nsecond\r\n"} {
+		var calls []transport.Outcome
+		err := tr.SendBatch(context.Background(), one(body), func(_ int, res *transport.Result, err error) {
+			calls = append(calls, res.Rcpts[0].Outcome)
+		})
+		if err != nil || len(calls) != 1 || calls[0] != transport.Accepted {
+			t.Fatalf("batch %d: err %v, done calls %v; want one, accepted", i, err, calls)
+		}
+	}
+	if got := s.Messages(); len(got) != 2 || !strings.Contains(string(got[1].Data), "second") {
+		t.Errorf("server stored %d messages", len(got))
+	}
+}

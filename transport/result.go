@@ -13,8 +13,11 @@ type Outcome uint8
 // Outcomes. They are the four the RFCs allow a client to know, plus the zero
 // value for a recipient that was never attempted.
 const (
-	// NotAttempted is the zero value: the transport did not reach this
-	// recipient (for example, the envelope was invalid).
+	// NotAttempted is the zero value: no transaction included this
+	// recipient, because a middleware or the caller stopped the Send
+	// before any (a rate limiter whose wait was cancelled, say). A
+	// transport's own Send never returns it: an envelope refused before
+	// MAIL makes every recipient PermFailed.
 	NotAttempted Outcome = iota
 	// Accepted means the server took responsibility for delivery to the
 	// recipient (SMTP: a 2yz reply to the end of data; LMTP: a 2yz reply for
@@ -79,8 +82,9 @@ type RcptResult struct {
 	// Err is nil if the recipient was accepted, otherwise why not: usually a
 	// *ReplyError or an *OpError.
 	Err error
-	// Attempts is how many transactions included this recipient; 1 without
-	// the retry middleware.
+	// Attempts is how many Sends of the transport reached this recipient:
+	// 1 without the retry middleware (an envelope refused before MAIL
+	// counts as one), 0 for NotAttempted.
 	Attempts int
 }
 

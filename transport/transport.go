@@ -21,7 +21,9 @@ import (
 //     recipient.
 //   - Whenever env is valid, Send returns a non-nil *Result with exactly one
 //     [RcptResult] per recipient of env, in envelope order, whatever the error.
-//     Each has an [Outcome]: Accepted, TempFailed, PermFailed or Unknown.
+//     Each has an [Outcome]: Accepted, TempFailed, PermFailed or Unknown
+//     (NotAttempted only from a middleware that stopped before the
+//     transport, see [Outcome]).
 //   - If some recipients were refused and the message was delivered to the
 //     others, the error is [Result.Err]: a go-multierror aggregate of one
 //     *[RcptError] per refused recipient.

@@ -23,6 +23,7 @@ var ErrNotAllAccepted = errors.New("transport: accepted, but nothing sent: anoth
 // abandoned before its end, so nothing was delivered; whether to try again
 // is the caller's decision, and the error matches no class.
 type MessageError struct {
+	// Err is the error the message's reader returned.
 	Err error
 }
 

@@ -311,3 +311,45 @@ func chunk(n int) Step {
 		return err
 	})
 }
+
+// A 421 in a pipelined batch fails the command it answers; every command
+// written after it was never run by a server that said it is closing, so
+// those transactions are temp-failed even where their data was written
+// whole, not unknown.
+func TestBatch421AfterWholeTransactions(t *testing.T) {
+	const body = "Subject: x\r\n\r\nbody\r\n" // 20 bytes
+	var steps []Step
+	steps = append(steps, Reply("220 fake ESMTP"), Expect("EHLO"), Reply("250-fake", "250-PIPELINING", "250 CHUNKING"))
+	for i := range 3 {
+		if i > 0 {
+			steps = append(steps, Expect("RSET"))
+		}
+		steps = append(steps, Expect("MAIL"), Expect("RCPT"), Expect("BDAT 20 LAST"), chunk(20))
+	}
+	steps = append(steps, Reply("250 ok", "250 ok", "250 2.0.0 queued", "250 reset", "421 4.3.2 closing"), Close())
+	s := startScript(t, steps...)
+	c, err := plainTransport(s).Dial(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	env := envelope.New("a@example.org", "b@example.org")
+	msgs := func(yield func(transport.Message) bool) {
+		for range 3 {
+			if !yield(transport.Message{Envelope: env, Body: strings.NewReader(body)}) {
+				return
+			}
+		}
+	}
+	var outcomes []transport.Outcome
+	c.SendBatch(context.Background(), msgs, func(_ int, res *transport.Result, _ error) {
+		outcomes = append(outcomes, res.Rcpts[0].Outcome)
+	})
+	want := []transport.Outcome{transport.Accepted, transport.TempFailed, transport.TempFailed}
+	if len(outcomes) != 3 || outcomes[0] != want[0] || outcomes[1] != want[1] || outcomes[2] != want[2] {
+		t.Errorf("outcomes %v, want %v", outcomes, want)
+	}
+	if err := s.Wait(5 * time.Second); err != nil {
+		t.Error(err)
+	}
+}

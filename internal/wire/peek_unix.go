@@ -22,16 +22,13 @@ type peeker struct {
 // peerSpoke reports whether the peer sent anything or closed its side of
 // nc.
 func (c *Conn) peerSpoke() bool {
-	nc := c.nc
-	if tc, ok := nc.(*tls.Conn); ok {
-		nc = tc.NetConn()
+	nc := socketOf(c.nc)
+	if nc == nil {
+		return false
 	}
 	p := c.peek
 	if p == nil || p.nc != nc {
-		sc, ok := nc.(syscall.Conn)
-		if !ok {
-			return false
-		}
+		sc := nc.(syscall.Conn)
 		rc, err := sc.SyscallConn()
 		if err != nil {
 			return true
@@ -43,6 +40,25 @@ func (c *Conn) peerSpoke() bool {
 	p.spoke = false
 	err := p.rc.Read(p.look)
 	return p.spoke || err != nil
+}
+
+// socketOf returns the connection under nc that holds the socket: nc
+// itself, or what a TLS connection or a wrapper with a NetConn method (the
+// way crypto/tls exposes it) wraps; nil if there is none.
+func socketOf(nc net.Conn) net.Conn {
+	for range 8 {
+		switch v := nc.(type) {
+		case syscall.Conn:
+			return nc
+		case *tls.Conn:
+			nc = v.NetConn()
+		case interface{ NetConn() net.Conn }:
+			nc = v.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
 }
 
 func (p *peeker) recv(fd uintptr) bool {
