@@ -834,8 +834,12 @@ func (p *pipe) bdat(t *tx) {
 	}
 	smtptrace.Start(t.ctx, smtptrace.PhaseData, -1)
 	for {
-		n, rerr := io.ReadFull(cs.br, cs.raw)
+		n, rerr := readChunk(p.ctx, cs.br, cs.raw)
 		last := rerr == io.EOF || rerr == io.ErrUnexpectedEOF
+		if rerr == errChunkCancelled {
+			p.bdatAbort(t, cw, context.Cause(p.ctx))
+			return
+		}
 		if rerr != nil && !last {
 			p.bdatAbort(t, cw, &MessageError{Err: rerr})
 			return
@@ -907,6 +911,33 @@ func (p *pipe) bdat(t *tx) {
 			}
 		}
 	}
+}
+
+// errChunkCancelled is readChunk's report of a context that ended.
+var errChunkCancelled = errors.New("transport: context ended while reading a chunk")
+
+// readChunk fills buf from r as io.ReadFull does, but stops between reads
+// once ctx has ended, so that a slow body does not hold a cancelled Send
+// until a whole chunk is read.
+func readChunk(ctx context.Context, r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		if ctx.Err() != nil {
+			return n, errChunkCancelled
+		}
+		m, err := r.Read(buf[n:])
+		n += m
+		if err == io.EOF {
+			if n == 0 {
+				return 0, io.EOF
+			}
+			return n, io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 func (p *pipe) bdatAbort(t *tx, cw *dataenc.CRLFWriter, err error) {

@@ -353,3 +353,39 @@ func TestBatch421AfterWholeTransactions(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// cancellingBody yields 1 KiB per Read and cancels its context at the
+// tenth, counting the reads after that.
+type cancellingBody struct {
+	cancel context.CancelFunc
+	reads  int
+	after  int
+}
+
+func (b *cancellingBody) Read(p []byte) (int, error) {
+	b.reads++
+	if b.reads > 10 {
+		b.after++
+	}
+	if b.reads == 10 {
+		b.cancel()
+	}
+	return copy(p, strings.Repeat("x", 1023)+"\n"), nil
+}
+
+// A Send cancelled while BDAT is filling a chunk from a slow body stops
+// reading the body at once, not when the 64 KiB chunk is full.
+func TestCancelStopsReadingTheBodyWithBDAT(t *testing.T) {
+	s := startScript(t, Reply("220 fake ESMTP"), Expect("EHLO"), Reply("250-fake", "250-PIPELINING", "250 CHUNKING"),
+		Expect("MAIL"), Expect("RCPT"), Reply("250 ok", "250 ok"), WaitClose(5*time.Second))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	body := &cancellingBody{cancel: cancel}
+	_, err := plainTransport(s).Send(ctx, envelope.New("a@example.org", "b@example.org"), body)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
+	}
+	if body.after > 0 {
+		t.Errorf("%d reads of the body after the cancellation", body.after)
+	}
+}
