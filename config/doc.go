@@ -26,7 +26,7 @@
 // an unknown transport kind, middleware or SASL mechanism, a missing
 // secret: each is an [*Error] that names the file, the line and the key,
 //
-//	mail.yaml:12: profiles.work.transport.auth.mechanism: unknown mechanism "PLAN" (forgotten import?)
+//	mail.yaml:9: profiles.work.transport.auth.mechanism: unknown mechanism "PLAN" (forgotten import?)
 //
 // An unknown key is quoted only when it is close to a key of its mapping,
 // as a typing mistake is ("unknown key; did you mean address?"). Any other

@@ -8,7 +8,7 @@ import (
 // Error is the error of a configuration that cannot be used: it names the
 // file, the line and the key, then says what is wrong, in the form
 //
-//	mail.yaml:12: profiles.work.transport.auth.mechanism: unknown mechanism "PLAN" (forgotten import?)
+//	mail.yaml:9: profiles.work.transport.auth.mechanism: unknown mechanism "PLAN" (forgotten import?)
 //
 // Key is the path of the key from the top of the file, with dots between
 // mapping keys and [i] for the elements of a sequence. Err says what is

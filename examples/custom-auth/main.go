@@ -27,7 +27,7 @@ import (
 	"github.com/mailwire/mailwire/transport/smtptest"
 
 	// Registers the X-DEMO-TOKEN mechanism. Without this import, the
-	// profile fails to build: unknown mechanism "X-DEMO-TOKEN" (forgotten
+	// file fails to load: unknown mechanism "X-DEMO-TOKEN" (forgotten
 	// import?).
 	"github.com/mailwire/mailwire/examples/custom-auth/demotoken"
 )

@@ -31,10 +31,10 @@ var ErrAuthFailed = errors.New("smtptest: authentication credentials invalid")
 // it is; any other error is answered "535 5.7.8 Authentication credentials
 // invalid".
 //
-// [Plain], [Login], [CRAMMD5] and [SCRAM] check the server's Users;
-// [XOAUTH2], [OAuthBearer], [External] and [Anonymous] cover the other
-// built-in client mechanisms (see mechanisms.go); tests add their own
-// through [Server.AuthMechanisms].
+// [Plain], [Login], [CRAMMD5] and [SCRAM] (or [SCRAMConfig.Mechanism])
+// check the server's Users; [XOAUTH2], [OAuthBearer], [External] and
+// [Anonymous] cover the other built-in client mechanisms; tests add their
+// own through [Server.AuthMechanisms].
 type AuthMechanism func(r *AuthRequest) sasl.Server
 
 // An AuthRequest describes one AUTH exchange to an [AuthMechanism].

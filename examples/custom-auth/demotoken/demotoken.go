@@ -18,7 +18,7 @@
 //	C: AUTH X-DEMO-TOKEN YWxpY2U=            (alice)
 //	S: 334 <base64 challenge>
 //	C: <base64 hex HMAC-SHA256(token, challenge)>
-//	S: 235 2.7.0 Authentication successful
+//	S: 235 2.0.0 Authentication succeeded
 package demotoken
 
 import (

@@ -130,11 +130,16 @@ func (s *stamp) Send(ctx context.Context, env *envelope.Envelope, msg io.Reader)
 }
 
 // body returns the stamped message: the new line, then msg, read as the
-// transport reads it. If msg can seek, the result can be read again from
-// its start through Reopen, the method by which a retry middleware inside
-// this one rewinds a body (retry.Reopener).
+// transport reads it. If msg can be reopened or can seek, the result can
+// be read again from its start through Reopen, the method by which a retry
+// middleware inside this one rewinds a body (retry.Reopener).
 func (s *stamp) body(msg io.Reader) io.Reader {
 	r := io.MultiReader(strings.NewReader(s.line), msg)
+	if ro, ok := msg.(interface{ Reopen() (io.Reader, error) }); ok {
+		// A body that reopens (envelope.FromMessage's, retry.ReopenFunc)
+		// is preferred to seeking, as the retry middleware does.
+		return &reopener{Reader: r, line: s.line, msg: ro}
+	}
 	if sk, ok := msg.(io.ReadSeeker); ok {
 		if start, err := sk.Seek(0, io.SeekCurrent); err == nil {
 			return &reopenable{Reader: r, line: s.line, msg: sk, start: start}
@@ -156,4 +161,27 @@ func (r *reopenable) Reopen() (io.Reader, error) {
 		return nil, err
 	}
 	return io.MultiReader(strings.NewReader(r.line), r.msg), nil
+}
+
+type reopener struct {
+	io.Reader
+	line string
+	msg  interface{ Reopen() (io.Reader, error) }
+}
+
+// Reopen returns the stamped message from its start again.
+func (r *reopener) Reopen() (io.Reader, error) {
+	m, err := r.msg.Reopen()
+	if err != nil {
+		return nil, err
+	}
+	stamped := io.MultiReader(strings.NewReader(r.line), m)
+	if c, ok := m.(io.Closer); ok {
+		// The retry middleware closes what Reopen returns when it is done.
+		return struct {
+			io.Reader
+			io.Closer
+		}{stamped, c}, nil
+	}
+	return stamped, nil
 }

@@ -2,6 +2,7 @@ package stamp_test
 
 import (
 	"context"
+	"io"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -84,5 +85,41 @@ func TestNewRefusesBadFields(t *testing.T) {
 	}
 	if _, err := stamp.New("X-Sent-By!#$%&'*+.^_`|~0", "v"); err != nil {
 		t.Errorf("New with ftext punctuation: %v", err)
+	}
+}
+
+// A body from envelope.FromMessage can be reopened, not sought; the stamped
+// body can then be reopened too, so a retry inside the stamp sends the
+// message again, stamped once.
+func TestStampReopensAFromMessageBody(t *testing.T) {
+	const msg = "From: a@example.org\r\nTo: b@example.org\r\n\r\nHello.\r\n"
+	_, body, err := envelope.FromMessage(strings.NewReader(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	inner := transport.Func(func(_ context.Context, env *envelope.Envelope, r io.Reader) (*transport.Result, error) {
+		ro, ok := r.(interface{ Reopen() (io.Reader, error) })
+		if !ok {
+			t.Fatal("the stamped body cannot be reopened")
+		}
+		io.Copy(io.Discard, r) // a first attempt reads it
+		again, err := ro.Reopen()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(again)
+		got = append(got, string(b))
+		return &transport.Result{Rcpts: []transport.RcptResult{{Addr: env.To[0].Addr, Outcome: transport.Accepted, Attempts: 1}}}, nil
+	})
+	mw, err := stamp.New("X-Sent-By", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mw(inner).Send(context.Background(), envelope.New("a@example.org", "b@example.org"), body); err != nil {
+		t.Fatal(err)
+	}
+	if want := "X-Sent-By: test\r\n" + msg; len(got) != 1 || got[0] != want {
+		t.Errorf("reopened %q, want %q", got, want)
 	}
 }
