@@ -342,7 +342,9 @@ func wireSize(msg io.Reader, binary bool) int64 {
 		msg = cr.r
 	}
 	if b, ok := msg.(*bytes.Buffer); ok {
-		n, _, _ := dataenc.Scan(bytes.NewReader(b.Bytes()), make([]byte, 4<<10))
+		bp := bufPool.Get().(*[]byte)
+		n, _, _ := dataenc.Scan(bytes.NewReader(b.Bytes()), *bp)
+		bufPool.Put(bp)
 		return n
 	}
 	if n, _, ok, err := scanBody(msg); ok && err == nil {
